@@ -1,0 +1,28 @@
+"""The Dagster code location (`workspace.yaml` loads `defs` from here)."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+
+from .defs.assets import every_kept_frame_has_a_vector, frame_embeddings, frames
+from .defs.resources import ClipEncoderResource, WarehouseResource
+from .defs.sensors import ingest_job, media_sensor
+
+
+def build_definitions(
+    warehouse: str = "", *, media_root: str = "", clip_model: str = "", device: str = "auto", batch_size: int = 32
+) -> Definitions:
+    """Definitions over one warehouse; empty arguments fall back to the environment and defaults."""
+    return Definitions(
+        assets=[frames, frame_embeddings],
+        asset_checks=[every_kept_frame_has_a_vector],
+        jobs=[ingest_job],
+        sensors=[media_sensor],
+        resources={
+            "warehouse": WarehouseResource(root=warehouse, media_root=media_root),
+            "clip": ClipEncoderResource(model=clip_model, device=device, batch_size=batch_size),
+        },
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,130 @@
+"""Materialize the media partitions of a warehouse from Python (what `media-assets ingest` does).
+
+Files are registered as `media_files` partitions in the warehouse's Dagster instance and each missing or
+stale one is materialized by the `ingest_media` job in this process, so the runs, partitions and metadata
+are the ones `dagster dev` shows afterwards.
+"""
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from dagster import DagsterEventType
+
+from .. import catalog
+from ..encoders import ClipEncoder
+from ..frames import purge_media
+from ..media import MediaFile, media_id_for, scan_media
+from ..vectors import VectorStore
+from ..warehouse import Warehouse
+from .assets import media_files
+from .instance import instance_for
+
+
+@dataclass
+class IngestPlan:
+    files: list[MediaFile]
+    to_run: list[MediaFile]
+    up_to_date: list[str]
+    deleted: list[str]
+
+
+@dataclass
+class IngestReport:
+    plan: IngestPlan
+    succeeded: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # partition key → reason
+    elapsed_s: float = 0.0
+
+
+def plan_ingest(warehouse: Warehouse, model_id: str, *, force: bool = False) -> IngestPlan:
+    """Which files need a run: new, changed since their catalog row, or without vectors of `model_id`."""
+    files = list(scan_media(warehouse.media_root))
+    recorded = {
+        row["partition_key"]: f"{row['size_bytes']}:{row['mtime_ns']}"
+        for row in catalog.query(warehouse, "SELECT partition_key, size_bytes, mtime_ns FROM media").to_pylist()
+    }
+    embedded: set[int] = set()
+    dataset = VectorStore(warehouse).frame_vectors_dataset()
+    if dataset is not None:
+        table = dataset.to_table(columns=["media_id", "model_id"])
+        embedded = {m for m, model in zip(table["media_id"].to_pylist(), table["model_id"].to_pylist()) if model == model_id}
+    to_run, up_to_date = [], []
+    for media_file in files:
+        fresh = recorded.get(media_file.partition_key) == media_file.signature and media_file.media_id in embedded
+        (up_to_date.append(media_file.partition_key) if fresh and not force else to_run.append(media_file))
+    instance = instance_for(warehouse)
+    present = {m.partition_key for m in files}
+    deleted = sorted(set(instance.get_dynamic_partitions(media_files.name)) - present)
+    return IngestPlan(files, to_run, up_to_date, deleted)
+
+
+def _failure_reason(result) -> str:
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.STEP_FAILURE:
+            error = event.step_failure_data.error
+            user = getattr(event.step_failure_data, "user_failure_data", None)
+            if user is not None and user.description:
+                return user.description
+            if error is not None:
+                cause = error
+                while cause.cause is not None:
+                    cause = cause.cause
+                return cause.message.strip().splitlines()[-1] if cause.message else error.message
+    return "run failed"
+
+
+def ingest(
+    warehouse: Warehouse,
+    *,
+    clip_model: str = "",
+    device: str = "auto",
+    batch_size: int = 32,
+    frames_config: dict | None = None,
+    force: bool = False,
+    on_start: Callable[[IngestPlan], None] | None = None,
+    on_file: Callable[[MediaFile, bool, str], None] | None = None,
+) -> IngestReport:
+    """Register every media file as a partition and materialize the ones that need it."""
+    from ..definitions import build_definitions
+
+    started = time.perf_counter()
+    warehouse.ensure()
+    encoder = ClipEncoder.load(clip_model or None, device=device)  # fail early, and warm the per-process cache
+    plan = plan_ingest(warehouse, encoder.model_id, force=force)
+    instance = instance_for(warehouse)
+    registered = set(instance.get_dynamic_partitions(media_files.name))
+    new_keys = [m.partition_key for m in plan.files if m.partition_key not in registered]
+    if new_keys:
+        instance.add_dynamic_partitions(media_files.name, new_keys)
+    for key in plan.deleted:
+        purge_media(warehouse, media_id_for(key))
+        instance.delete_dynamic_partition(media_files.name, key)
+    if on_start is not None:
+        on_start(plan)
+    report = IngestReport(plan)
+    job = build_definitions(
+        str(warehouse.root), media_root=str(warehouse.media_root), clip_model=encoder.model_id, device=device, batch_size=batch_size
+    ).resolve_job_def("ingest_media")
+    run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+    if frames_config:
+        run_config["ops"] = {"frames": {"config": frames_config}}
+    for media_file in plan.to_run:
+        result = job.execute_in_process(
+            partition_key=media_file.partition_key,
+            instance=instance,
+            run_config=run_config,
+            raise_on_error=False,
+            tags={"media_assets/source": "cli"},
+        )
+        if result.success:
+            report.succeeded.append(media_file.partition_key)
+            reason = ""
+        else:
+            reason = _failure_reason(result)
+            report.failed[media_file.partition_key] = reason
+        if on_file is not None:
+            on_file(media_file, result.success, reason)
+    catalog.sync_catalog_file(warehouse)
+    report.elapsed_s = time.perf_counter() - started
+    return report

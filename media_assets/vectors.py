@@ -1,0 +1,164 @@
+"""The vector store: LanceDB tables keyed by the catalog's ids.
+
+`frame_vectors`: frame_id BIGINT, media_id BIGINT, vector FLOAT[dim] (L2-normalised, cosine = dot),
+model_id VARCHAR (the encoder that made it), run_id VARCHAR (the Dagster run), embedded_at TIMESTAMP.
+
+Replacing a media file's vectors is one `merge_insert` commit (insert/update its new rows and delete its
+rows that are gone), so readers never see a half-replaced partition and other partitions are untouched.
+Concurrent writers from several processes are serialised by Lance's optimistic commits; a commit that
+loses a race is retried.
+
+From DuckDB: `open_catalog(warehouse, with_vectors=True)` (or `media-assets sql`) registers the table's
+Lance dataset as `frame_vectors`, so `SELECT * FROM frames JOIN frame_vectors USING (frame_id)` works.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from .catalog import retry
+from .warehouse import Warehouse
+
+FRAME_VECTORS = "frame_vectors"
+
+# Errors Lance raises when a concurrent commit or a table creation raced ours; worth retrying.
+_RETRYABLE = (OSError, RuntimeError, ValueError)
+
+
+def frame_vectors_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            ("frame_id", pa.int64()),
+            ("media_id", pa.int64()),
+            ("vector", pa.list_(pa.float32(), dim)),
+            ("model_id", pa.string()),
+            ("run_id", pa.string()),
+            ("embedded_at", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
+class VectorDimensionError(ValueError):
+    pass
+
+
+class VectorStore:
+    """Frame vectors of one warehouse. Cheap to create; the connection opens lazily."""
+
+    def __init__(self, warehouse: Warehouse):
+        self.warehouse = warehouse
+        self._db = None
+        self._lock = threading.Lock()
+        self._cache: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = lancedb.connect(self.warehouse.vectors_uri)
+        return self._db
+
+    def _table(self, name: str = FRAME_VECTORS):
+        try:
+            return self.db.open_table(name)
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def frame_vectors_table(self):
+        return self._table()
+
+    def frame_vectors_dataset(self):
+        """The table as a Lance dataset (DuckDB and pyarrow can scan it), or None before any vectors."""
+        table = self._table()
+        return None if table is None else table.to_lance()
+
+    def _open_or_create(self, dim: int):
+        def open_or_create():
+            table = self._table()
+            if table is None:
+                table = self.db.create_table(FRAME_VECTORS, schema=frame_vectors_schema(dim), exist_ok=True)
+            return table
+
+        table = retry(open_or_create, _RETRYABLE, what="open frame_vectors")
+        stored_dim = table.schema.field("vector").type.list_size
+        if stored_dim != dim:
+            raise VectorDimensionError(
+                f"frame_vectors holds {stored_dim}-dimensional vectors but the encoder makes {dim}: the model "
+                f"changed; delete {self.warehouse.vectors_uri}/{FRAME_VECTORS}.lance and re-materialize "
+                "frame_embeddings to re-embed with the new model"
+            )
+        return table
+
+    def replace_media(self, media_id: int, frame_ids: np.ndarray, vectors: np.ndarray, *, model_id: str, run_id: str = "") -> int:
+        """Make `media_id`'s rows exactly (frame_ids, vectors). Returns the number of rows written."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(vectors) != len(frame_ids):
+            raise ValueError(f"expected {len(frame_ids)} vectors as a 2-d array, got shape {vectors.shape}")
+        dim = vectors.shape[1]
+        table = self._open_or_create(dim)
+        now = datetime.now(timezone.utc)
+        data = pa.table(
+            {
+                "frame_id": pa.array(np.asarray(frame_ids, dtype=np.int64)),
+                "media_id": pa.array(np.full(len(frame_ids), media_id, dtype=np.int64)),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+                "model_id": pa.array([model_id] * len(frame_ids), pa.string()),
+                "run_id": pa.array([run_id] * len(frame_ids), pa.string()),
+                "embedded_at": pa.array([now] * len(frame_ids), pa.timestamp("us", tz="UTC")),
+            },
+            schema=frame_vectors_schema(dim),
+        )
+
+        def commit():
+            table.checkout_latest()
+            (
+                table.merge_insert("frame_id")
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(f"media_id = {int(media_id)}")
+                .execute(data)
+            )
+
+        retry(commit, _RETRYABLE, what=f"write vectors of media {media_id}", timeout_s=120)
+        return len(data)
+
+    def delete_media(self, media_id: int) -> None:
+        table = self._table()
+        if table is not None:
+            retry(lambda: table.delete(f"media_id = {int(media_id)}"), _RETRYABLE, what=f"delete vectors of media {media_id}")
+
+    def count(self) -> int:
+        table = self._table()
+        return 0 if table is None else table.count_rows()
+
+    def model_ids(self) -> list[str]:
+        dataset = self.frame_vectors_dataset()
+        if dataset is None:
+            return []
+        return sorted(set(dataset.to_table(columns=["model_id"])["model_id"].to_pylist()))
+
+    def load_all(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frame_ids int64[n], media_ids int64[n], vectors float32[n, dim]) of every stored frame vector,
+        cached until the table's version changes."""
+        table = self._table()
+        if table is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        with self._lock:
+            table.checkout_latest()
+            version = table.version
+            if self._cache is None or self._cache[0] != version:
+                data = table.to_lance().to_table(columns=["frame_id", "media_id", "vector"])
+                dim = data.schema.field("vector").type.list_size
+                flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                vectors = np.ascontiguousarray(flat.reshape(len(data), dim), dtype=np.float32)
+                self._cache = (
+                    version,
+                    data["frame_id"].to_numpy(),
+                    data["media_id"].to_numpy(),
+                    vectors,
+                )
+            return self._cache[1], self._cache[2], self._cache[3]

@@ -1,0 +1,195 @@
+"""End to end through Dagster: the real definitions, resources, job, asset check and sensor."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import cv2
+import pytest
+from dagster import DagsterEventType, build_sensor_context
+
+from media_assets import SearchClient, catalog
+from media_assets.definitions import build_definitions
+from media_assets.defs.assets import media_files
+from media_assets.defs.instance import instance_for
+from media_assets.defs.resources import WarehouseResource
+from media_assets.defs.sensors import media_sensor
+from media_assets.media import media_id_for
+from media_assets.vectors import VectorStore
+
+from mediagen import photo, shots_video
+
+
+def make_library(warehouse):
+    root = warehouse.media_root
+    shots_video(root / "clips" / "cuts.mp4", ["astronaut", "chelsea", "coffee"], seconds_each=2.0)
+    shots_video(root / "still.avi", ["rocket"], seconds_each=3.0)
+    (root / "photos").mkdir()
+    cv2.imwrite(str(root / "photos" / "cat.png"), photo("chelsea"))
+    (root / "broken.mp4").write_bytes(b"this is text, not a video")
+    (root / "empty.jpg").touch()
+    age(root)
+
+
+def age(*paths, seconds: float = 60.0):
+    """Files dropped into the media folder count as settled once they are a little old. A folder ages
+    every file below it."""
+    then = time.time() - seconds
+    for path in paths:
+        for file in [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]:
+            os.utime(file, (then, then))
+
+
+def run_partition(job, instance, key):
+    return job.execute_in_process(partition_key=key, instance=instance, raise_on_error=False)
+
+
+def materializations(result, asset: str):
+    return [
+        e.event_specific_data.materialization
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION and e.event_specific_data.materialization.asset_key.path[-1] == asset
+    ]
+
+
+def failure_message(result) -> str:
+    failures = [e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE]
+    assert failures, "expected a failed step"
+    data = failures[0].step_failure_data
+    return (data.user_failure_data.description if data.user_failure_data else "") or data.error.message
+
+
+def test_ingest_job_materializes_each_partition_and_fails_only_bad_files(warehouse, tiny_clip):
+    make_library(warehouse)
+    instance = instance_for(warehouse)
+    defs = build_definitions(str(warehouse.root), clip_model=str(tiny_clip))
+    job = defs.resolve_job_def("ingest_media")
+
+    # the sensor registers the partitions and requests one run per file
+    context = build_sensor_context(instance=instance, resources={"warehouse": WarehouseResource(root=str(warehouse.root))})
+    result = media_sensor(context)
+    keys = sorted(r.partition_key for r in result.run_requests)
+    assert keys == ["broken.mp4", "clips/cuts.mp4", "empty.jpg", "photos/cat.png", "still.avi"]
+    instance.add_dynamic_partitions(media_files.name, result.dynamic_partitions_requests[0].partition_keys)
+
+    outcomes = {key: run_partition(job, instance, key) for key in keys}
+    assert {k for k, r in outcomes.items() if r.success} == {"clips/cuts.mp4", "photos/cat.png", "still.avi"}
+    assert "broken.mp4" in failure_message(outcomes["broken.mp4"]) and "not a readable video" in failure_message(outcomes["broken.mp4"])
+    assert "empty (0 bytes)" in failure_message(outcomes["empty.jpg"])
+
+    frames_md = materializations(outcomes["clips/cuts.mp4"], "frames")[0].metadata
+    assert frames_md["frames_sampled"].value == 6 and frames_md["duplicates"].value == 3
+    assert frames_md["undecodable_frames"].value == 0 and frames_md["kind"].value == "video"
+    assert "data:image/jpeg;base64," in frames_md["preview"].value
+    embed_md = materializations(outcomes["clips/cuts.mp4"], "frame_embeddings")[0].metadata
+    assert embed_md["vectors_written"].value == 3 and embed_md["skipped_duplicates"].value == 3
+    assert embed_md["model_id"].value == str(tiny_clip) and embed_md["device"].value == "cpu"
+
+    checks = [e for e in outcomes["still.avi"].all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    assert len(checks) == 1 and checks[0].event_specific_data.passed
+
+    errors = catalog.query(warehouse, "SELECT partition_key, stage, message FROM ingest_errors ORDER BY 1").to_pylist()
+    assert [(e["partition_key"], e["stage"]) for e in errors] == [("broken.mp4", "frames"), ("empty.jpg", "frames")]
+    assert VectorStore(warehouse).count() == 3 + 1 + 1  # kept frames: 3 shots, 1 still, 1 photo
+
+    # lineage: every vector names its file, model and run
+    rows = catalog.open_catalog(warehouse, with_vectors=True).execute(
+        "SELECT m.partition_key, v.model_id, v.run_id FROM frame_vectors v JOIN frames f USING (frame_id) JOIN media m ON m.media_id = f.media_id"
+    ).fetchall()
+    assert {r[0] for r in rows} == {"clips/cuts.mp4", "still.avi", "photos/cat.png"}
+    assert {r[1] for r in rows} == {str(tiny_clip)}
+    assert {r[2] for r in rows if r[0] == "still.avi"} == {outcomes["still.avi"].run_id}
+
+    # the UI sees the same partitions and their materializations
+    assert set(instance.get_dynamic_partitions(media_files.name)) == set(keys)
+    hits = SearchClient(warehouse).search_image(photo("rocket"), k=1)
+    assert hits[0].partition_key == "still.avi"
+
+    # re-materializing one partition replaces its rows and leaves the others alone
+    before = catalog.query(warehouse, "SELECT * FROM frames WHERE media_id <> ? ORDER BY frame_id", [media_id_for("still.avi")])
+    vectors_before = VectorStore(warehouse).count()
+    again = job.execute_in_process(
+        partition_key="still.avi", instance=instance, run_config={"ops": {"frames": {"config": {"sample_fps": 2.0, "duplicate_max_distance": 0}}}}
+    )
+    assert again.success
+    n_still = catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ?", [media_id_for("still.avi")]).to_pylist()[0]["n"]
+    assert n_still == 6
+    assert catalog.query(warehouse, "SELECT * FROM frames WHERE media_id <> ? ORDER BY frame_id", [media_id_for("still.avi")]) == before
+    still_vectors = catalog.open_catalog(warehouse, with_vectors=True).execute(
+        "SELECT count(*), count(DISTINCT frame_id) FROM frame_vectors WHERE media_id = ?", [media_id_for("still.avi")]
+    ).fetchone()
+    kept = catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ? AND NOT is_duplicate", [media_id_for("still.avi")]).to_pylist()[0]["n"]
+    assert still_vectors[0] == still_vectors[1] == kept
+    assert VectorStore(warehouse).count() == vectors_before - 1 + kept
+
+
+def test_media_sensor_follows_new_changed_and_deleted_files(warehouse, tiny_clip):
+    root = warehouse.media_root
+    shots_video(root / "a.mp4", ["astronaut", "coffee"], seconds_each=1.0)
+    cv2.imwrite(str(root / "b.jpg"), photo("chelsea"))
+    age(root)
+    instance = instance_for(warehouse)
+    job = build_definitions(str(warehouse.root), clip_model=str(tiny_clip)).resolve_job_def("ingest_media")
+    resources = {"warehouse": WarehouseResource(root=str(warehouse.root))}
+
+    def tick(cursor):
+        result = media_sensor(build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+        for request in result.dynamic_partitions_requests or []:
+            if request.__class__.__name__ == "AddDynamicPartitionsRequest":
+                instance.add_dynamic_partitions(media_files.name, list(request.partition_keys))
+            else:
+                for key in request.partition_keys:
+                    instance.delete_dynamic_partition(media_files.name, key)
+        for request in result.run_requests or []:
+            assert run_partition(job, instance, request.partition_key).success
+        return result
+
+    first = tick(None)
+    assert sorted(r.partition_key for r in first.run_requests) == ["a.mp4", "b.jpg"]
+    assert {r.tags["media_assets/reason"] for r in first.run_requests} == {"new"}
+
+    # nothing changed: nothing requested, the cursor stays
+    second = tick(first.cursor)
+    assert not second.run_requests and second.skip_reason is not None
+    assert json.loads(second.cursor) == json.loads(first.cursor)
+
+    # a file still being copied in is left for a later tick
+    shots_video(root / "c.mp4", ["rocket"], seconds_each=1.0)
+    settling = tick(second.cursor)
+    assert not settling.run_requests and "still being written" in settling.skip_reason.skip_message
+    age(root / "c.mp4")
+
+    # a new file and a changed file
+    cv2.imwrite(str(root / "b.jpg"), photo("coffee"))
+    age(root / "b.jpg", seconds=30)
+    third = tick(settling.cursor)
+    requested = {r.partition_key: r.tags["media_assets/reason"] for r in third.run_requests}
+    assert requested == {"b.jpg": "changed", "c.mp4": "new"}
+    assert SearchClient(warehouse).search_image(photo("coffee"), k=1)[0].partition_key == "b.jpg"
+
+    # a deleted file leaves the catalog, the vectors, the thumbnails and the partitions
+    a_id = media_id_for("a.mp4")
+    assert warehouse.thumbnail_dir(a_id).exists()
+    (root / "a.mp4").unlink()
+    fourth = tick(third.cursor)
+    assert not fourth.run_requests
+    assert "a.mp4" not in instance.get_dynamic_partitions(media_files.name)
+    assert catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
+    assert catalog.query(warehouse, "SELECT count(*) AS n FROM media WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
+    assert a_id not in set(VectorStore(warehouse).load_all()[1].tolist())
+    assert not warehouse.thumbnail_dir(a_id).exists()
+    assert "a.mp4" not in json.loads(fourth.cursor)
+
+    # a fresh cursor (say, the sensor was reset) trusts what the catalog holds and requests nothing
+    assert not tick(None).run_requests
+
+
+def test_definitions_load_as_dagster_dev_loads_them():
+    from media_assets.definitions import defs
+
+    repo = defs.get_repository_def()
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {"frames", "frame_embeddings"}
+    assert repo.get_sensor_def("media_sensor") is not None
+    assert defs.resolve_assets_def("frame_embeddings").op.pool == "gpu"
