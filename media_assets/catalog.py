@@ -46,6 +46,7 @@ from typing import Callable, TypeVar
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .warehouse import Warehouse
@@ -120,9 +121,14 @@ TABLES: dict[str, pa.Schema] = {
 SCHEMA_FILE = "_schema.parquet"
 
 
-def table_dir(warehouse: Warehouse, table: str) -> Path:
+def table_schema(table: str) -> pa.Schema:
     if table not in TABLES:
         raise ValueError(f"unknown catalog table {table!r}; known: {', '.join(TABLES)}")
+    return TABLES[table]
+
+
+def table_dir(warehouse: Warehouse, table: str) -> Path:
+    table_schema(table)
     return warehouse.tables_dir / table
 
 
@@ -148,12 +154,10 @@ def ensure_tables(warehouse: Warehouse) -> None:
 
 def replace_partition(warehouse: Warehouse, table: str, media_id: int, rows: pa.Table | list[dict]) -> int:
     """Replace all rows of `media_id` in `table` with `rows` (atomically); returns the row count."""
-    schema = TABLES[table] if table in TABLES else None
-    if schema is None:
-        raise ValueError(f"unknown catalog table {table!r}")
+    schema = table_schema(table)
     data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
     data = data.select(schema.names).cast(schema)
-    if len(data) and not pa.compute.all(pa.compute.equal(data["media_id"], media_id)).as_py():
+    if len(data) and not pc.all(pc.equal(data["media_id"], media_id)).as_py():
         raise ValueError(f"rows for partition {media_id} of {table} carry another media_id")
     ensure_tables(warehouse)
     _write_parquet_atomically(data, table_dir(warehouse, table) / f"{media_id}.parquet")

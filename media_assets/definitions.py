@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, multiprocess_executor
 
 from .defs.assets import every_kept_frame_has_a_vector, frame_embeddings, frames
 from .defs.resources import ClipEncoderResource, WarehouseResource
 from .defs.sensors import ingest_job, media_sensor
+
+
+# Runs execute their steps in child processes forked from a per-run forkserver that has already imported the
+# heavy libraries once (instead of every step process importing torch and transformers anew).
+executor = multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["media_assets.definitions", "torch", "transformers"]}}},
+    name="multiprocess_preloaded",
+)
 
 
 def build_definitions(
@@ -18,6 +26,7 @@ def build_definitions(
         asset_checks=[every_kept_frame_has_a_vector],
         jobs=[ingest_job],
         sensors=[media_sensor],
+        executor=executor,
         resources={
             "warehouse": WarehouseResource(root=warehouse, media_root=media_root),
             "clip": ClipEncoderResource(model=clip_model, device=device, batch_size=batch_size),

@@ -37,7 +37,7 @@ class IngestReport:
     elapsed_s: float = 0.0
 
 
-def plan_ingest(warehouse: Warehouse, model_id: str, *, force: bool = False) -> IngestPlan:
+def plan_ingest(warehouse: Warehouse, instance, model_id: str, *, force: bool = False) -> IngestPlan:
     """Which files need a run: new, changed since their catalog row, or without vectors of `model_id`."""
     files = list(scan_media(warehouse.media_root))
     recorded = {
@@ -53,7 +53,6 @@ def plan_ingest(warehouse: Warehouse, model_id: str, *, force: bool = False) -> 
     for media_file in files:
         fresh = recorded.get(media_file.partition_key) == media_file.signature and media_file.media_id in embedded
         (up_to_date.append(media_file.partition_key) if fresh and not force else to_run.append(media_file))
-    instance = instance_for(warehouse)
     present = {m.partition_key for m in files}
     deleted = sorted(set(instance.get_dynamic_partitions(media_files.name)) - present)
     return IngestPlan(files, to_run, up_to_date, deleted)
@@ -91,8 +90,8 @@ def ingest(
     started = time.perf_counter()
     warehouse.ensure()
     encoder = ClipEncoder.load(clip_model or None, device=device)  # fail early, and warm the per-process cache
-    plan = plan_ingest(warehouse, encoder.model_id, force=force)
     instance = instance_for(warehouse)
+    plan = plan_ingest(warehouse, instance, encoder.model_id, force=force)
     registered = set(instance.get_dynamic_partitions(media_files.name))
     new_keys = [m.partition_key for m in plan.files if m.partition_key not in registered]
     if new_keys:
