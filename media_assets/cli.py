@@ -90,7 +90,7 @@ def _ingest(warehouse: Warehouse, *, clip_model: str, device: str, batch_size: i
         bar.close()
     click.echo(
         f"ingested {len(report.succeeded)} files, {len(report.failed)} failed, "
-        f"{len(report.plan.up_to_date)} already up to date ({report.elapsed_s:.1f}s)"
+        f"{len(report.plan.up_to_date)} already up to date ({report.elapsed_s:.1f}s); HNSW index: {report.index}"
     )
     _print_status(warehouse)
     return 1 if report.failed else 0

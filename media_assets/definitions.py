@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions, multiprocess_executor
 
 from .defs.assets import every_kept_frame_has_a_vector, frame_embeddings, frames
+from .defs.index_assets import hnsw_index, hnsw_recall, index_job
 from .defs.resources import ClipEncoderResource, WarehouseResource
 from .defs.sensors import ingest_job, media_sensor
 
@@ -22,9 +23,9 @@ def build_definitions(
 ) -> Definitions:
     """Definitions over one warehouse; empty arguments fall back to the environment and defaults."""
     return Definitions(
-        assets=[frames, frame_embeddings],
-        asset_checks=[every_kept_frame_has_a_vector],
-        jobs=[ingest_job],
+        assets=[frames, frame_embeddings, hnsw_index],
+        asset_checks=[every_kept_frame_has_a_vector, hnsw_recall],
+        jobs=[ingest_job, index_job],
         sensors=[media_sensor],
         executor=executor,
         resources={

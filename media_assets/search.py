@@ -7,8 +7,9 @@ hits = client.search_text("a cat on a sofa", k=10)
 hits.to_polars()
 ```
 
-Search is exact (a dot product over every stored frame vector; vectors are L2-normalised, so the dot
-product is the cosine). Each hit carries `similarity = (1 + cosine) / 2`, which maps cosine's [-1, 1] onto
+Search goes through our HNSW index (`media_assets.frame_index`) when it is present and current, and
+is exact otherwise (a dot product over every stored frame vector, with a logged warning saying why);
+vectors are L2-normalised, so the dot product is the cosine. Each hit carries `similarity = (1 + cosine) / 2`, which maps cosine's [-1, 1] onto
 [0, 1]: higher is better, 1 is the same direction, 0.5 is unrelated (orthogonal). CLIP's text-to-image
 cosines are small in absolute terms (≈0.2-0.35 for good matches), so compare similarities with each other,
 not with a fixed cut-off.
@@ -31,6 +32,7 @@ import pyarrow as pa
 from . import catalog
 from .decoding import MediaReadError, load_image
 from .encoders import ClipEncoder
+from .frame_index import IndexReader
 from .vectors import VectorStore
 from .warehouse import Warehouse
 
@@ -116,6 +118,8 @@ class SearchClient:
     def __init__(self, warehouse: str | Path | Warehouse | None = None, *, model: str | None = None, device: str = "auto"):
         self.warehouse = warehouse if isinstance(warehouse, Warehouse) else Warehouse.at(warehouse)
         self.vectors = VectorStore(self.warehouse)
+        self.index = IndexReader(self.warehouse, self.vectors)
+        self._fallback_reason: str | None = None
         self._model = model
         self._device = device
         self._encoder: ClipEncoder | None = None
@@ -184,6 +188,18 @@ class SearchClient:
         return int(found.column(0)[0].as_py())
 
     def _nearest(self, query: np.ndarray, k: int, exclude: set[int] = frozenset()) -> SearchResults:
+        index, reason = self.index.get()
+        if index is not None and index.dim == query.shape[0]:
+            self._fallback_reason = None
+            ids, sims = index.search(query, k=k + len(exclude))
+            chosen = [(int(i), float(s)) for i, s in zip(ids[0], sims[0]) if i >= 0 and int(i) not in exclude][:k]
+            return SearchResults(self._hits(chosen))
+        if reason != self._fallback_reason:
+            log.warning("searching exactly: %s", reason)
+            self._fallback_reason = reason
+        return self._exact_nearest(query, k, exclude)
+
+    def _exact_nearest(self, query: np.ndarray, k: int, exclude: set[int] = frozenset()) -> SearchResults:
         frame_ids, _, vectors = self.vectors.load_all()
         if not len(frame_ids):
             return SearchResults([])

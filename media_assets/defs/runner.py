@@ -13,6 +13,7 @@ from dagster import DagsterEventType
 
 from .. import catalog
 from ..encoders import ClipEncoder
+from ..frame_index import IndexReader
 from ..frames import purge_media
 from ..media import MediaFile, media_id_for, scan_media
 from ..vectors import VectorStore
@@ -34,6 +35,7 @@ class IngestReport:
     plan: IngestPlan
     succeeded: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # partition key → reason
+    index: str = ""  # what became of the HNSW index
     elapsed_s: float = 0.0
 
 
@@ -102,9 +104,10 @@ def ingest(
     if on_start is not None:
         on_start(plan)
     report = IngestReport(plan)
-    job = build_definitions(
+    defs = build_definitions(
         str(warehouse.root), media_root=str(warehouse.media_root), clip_model=encoder.model_id, device=device, batch_size=batch_size
-    ).resolve_job_def("ingest_media")
+    )
+    job = defs.resolve_job_def("ingest_media")
     run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
     if frames_config:
         run_config["ops"] = {"frames": {"config": frames_config}}
@@ -124,6 +127,24 @@ def ingest(
             report.failed[media_file.partition_key] = reason
         if on_file is not None:
             on_file(media_file, result.success, reason)
+    report.index = _update_index(defs, instance, warehouse, run_config["loggers"])
     catalog.sync_catalog_file(warehouse)
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def _update_index(defs, instance, warehouse: Warehouse, loggers: dict) -> str:
+    """Materialize `hnsw_index` (and its recall check) when the vectors changed since it was built."""
+    if VectorStore(warehouse).count() == 0:
+        return "no vectors to index"
+    index, reason = IndexReader(warehouse, VectorStore(warehouse)).get()
+    if index is not None:
+        return "up to date"
+    result = defs.resolve_job_def("index_frames").execute_in_process(
+        instance=instance, run_config={"loggers": loggers}, raise_on_error=False, tags={"media_assets/source": "cli"}
+    )
+    if not result.success:
+        return f"update failed: {_failure_reason(result)}"
+    checks = [e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    recall = checks[0].metadata["recall"].value if checks else None
+    return f"updated ({reason}); recall@10 {recall:.3f}" if recall is not None else f"updated ({reason})"
