@@ -235,6 +235,7 @@ def sql(warehouse_dir, statement, as_csv, max_rows) -> None:
 
 def _print_status(warehouse: Warehouse) -> None:
     from . import catalog
+    from .frame_index import IndexReader
     from .vectors import VectorStore
 
     counts = catalog.query(
@@ -254,6 +255,8 @@ def _print_status(warehouse: Warehouse) -> None:
     click.echo(f"  media          {counts['media']:>8}  ({counts['videos']} videos, {counts['images']} images)")
     click.echo(f"  frames         {counts['frames']:>8}  ({counts['duplicates']} near-duplicates, {counts['undecodable']} undecodable skipped)")
     click.echo(f"  frame_vectors  {store.count():>8}  (model: {', '.join(store.model_ids()) or 'none'})")
+    index, state = IndexReader(warehouse, store).get()
+    click.echo(f"  hnsw index     {len(index) if index is not None else '-':>8}  ({state})")
     click.echo(f"  ingest_errors  {counts['errors']:>8}")
     errors = catalog.query(warehouse, "SELECT partition_key, stage, message FROM ingest_errors ORDER BY partition_key").to_pylist()
     for row in errors:

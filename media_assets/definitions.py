@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import Definitions, multiprocess_executor
 
 from .defs.assets import every_kept_frame_has_a_vector, frame_embeddings, frames
-from .defs.index_assets import hnsw_index, hnsw_recall, index_job
+from .defs.index_assets import hnsw_index, hnsw_recall, index_automation, index_job
 from .defs.resources import ClipEncoderResource, WarehouseResource
 from .defs.sensors import ingest_job, media_sensor
 
@@ -26,7 +26,7 @@ def build_definitions(
         assets=[frames, frame_embeddings, hnsw_index],
         asset_checks=[every_kept_frame_has_a_vector, hnsw_recall],
         jobs=[ingest_job, index_job],
-        sensors=[media_sensor],
+        sensors=[media_sensor, index_automation],
         executor=executor,
         resources={
             "warehouse": WarehouseResource(root=warehouse, media_root=media_root),

@@ -190,6 +190,6 @@ def test_definitions_load_as_dagster_dev_loads_them():
     from media_assets.definitions import defs
 
     repo = defs.get_repository_def()
-    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {"frames", "frame_embeddings"}
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {"frames", "frame_embeddings", "hnsw_index"}
     assert repo.get_sensor_def("media_sensor") is not None
     assert defs.resolve_assets_def("frame_embeddings").op.pool == "gpu"

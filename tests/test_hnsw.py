@@ -57,14 +57,11 @@ def built(vectors, frame_ids) -> HNSWIndex:
 
 
 @pytest.fixture
-def index(built) -> HNSWIndex:
-    """A private copy of the built index (via an in-memory save/load round trip)."""
-    copy = HNSWIndex(DIM, seed=3)
-    copy._graph = built._graph.__class__(
-        **{name: array.copy() for name, array in built._graph.arrays().items()},
-        node_count=built._graph.node_count, upper_used=built._graph.upper_used,
-        tombstone_count=built._graph.tombstone_count, entry_point=built._graph.entry_point,
-        max_level=built._graph.max_level)
+def index(built, tmp_path) -> HNSWIndex:
+    """A private, mutable copy of the module's built index."""
+    built.save(tmp_path / "copy.hnsw")
+    copy = HNSWIndex.load(tmp_path / "copy.hnsw", mmap=False)
+    (tmp_path / "copy.hnsw").unlink()
     return copy
 
 
@@ -93,7 +90,7 @@ def test_introspection(built):
     assert built.tombstone_fraction == 0.0 and not built.needs_compaction
 
 
-def test_build_is_deterministic_for_a_seed(vectors, frame_ids, built):
+def test_build_is_deterministic_for_a_seed(vectors, frame_ids):
     subset = slice(0, 800)
     first, second, other_seed = (HNSWIndex(DIM, seed=s) for s in (3, 3, 4))
     first.add(vectors[subset], frame_ids[subset])

@@ -5,6 +5,8 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
     Config,
     MaterializeResult,
     MetadataValue,
@@ -27,11 +29,20 @@ class IndexConfig(Config):
     ef_search: int = Field(default=50, ge=1, description="Default beam width of queries (and of the recall check)")
 
 
+# Like AutomationCondition.eager(), minus its "no dependency partition is missing" clause: a media file that
+# fails to ingest leaves its frame_embeddings partition missing, and must not freeze the index for all others.
+INDEX_WHEN_VECTORS_CHANGE = (
+    (AutomationCondition.newly_missing() | AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("vectors changed")
+
+
 @asset(
     deps=[frame_embeddings],
     group_name="search",
     kinds={"numba"},
-    automation_condition=AutomationCondition.eager(),
+    automation_condition=INDEX_WHEN_VECTORS_CHANGE,
     description="Our HNSW index over all frame vectors (index/frames.hnsw + manifest). Built the first time; "
     "afterwards only media files whose vectors were added, re-written or removed are applied.",
 )
@@ -85,3 +96,11 @@ def hnsw_recall(warehouse: WarehouseResource) -> AssetCheckResult:
 
 
 index_job = define_asset_job("index_frames", selection=[hnsw_index], description="Bring the HNSW frame index up to date.")
+
+index_automation = AutomationConditionSensorDefinition(
+    "index_automation",
+    target=[hnsw_index],
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Re-indexes when frame vectors changed (after the runs that changed them have finished).",
+)
