@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import threading
 import time
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from typing import Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
+
+from .prefetch import prefetch
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class ClipEncoder:
         vectors: list[np.ndarray] = []
         unreadable: list[int] = []
         done = 0
-        for pixels, failed in _prefetch(self._batches(paths, batch_size, unreadable)):
+        for pixels, failed in prefetch(self._batches(paths, batch_size, unreadable)):
             if len(pixels):
                 vectors.append(self.encode_pixels(pixels))
             done += len(pixels) + failed
@@ -245,40 +246,3 @@ class ClipEncoder:
             features = _features(self.model.get_text_features(**inputs))
             features = torch.nn.functional.normalize(features.float(), dim=-1)
         return features.cpu().numpy().astype(np.float32, copy=False)
-
-
-_DONE = object()
-
-
-def _prefetch(items: Iterator, depth: int = 2) -> Iterator:
-    """Run the producer `items` on a background thread, `depth` items ahead of the consumer."""
-    slots: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                slots.put(item)
-            slots.put(_DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
-            slots.put(exc)
-
-    thread = threading.Thread(target=produce, name="clip-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                slots.get_nowait()
-            except queue.Empty:
-                thread.join(timeout=0.05)

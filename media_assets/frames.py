@@ -24,6 +24,7 @@ from . import catalog
 from .decoding import DecodeStats, MediaReadError, Sampling, load_image, probe, sample_video, DecodedFrame
 from .frame_signals import DUPLICATE_MAX_HASH_DISTANCE, ChangeMeter, grey, hash_distance, make_thumbnail, phash, sharpness
 from .media import MAX_FRAMES_PER_MEDIA, MediaFile, frame_id_for
+from .prefetch import prefetch
 from .vectors import VectorStore
 from .warehouse import Warehouse
 
@@ -105,7 +106,8 @@ def _extract(warehouse, media_file, settings, run_id, progress, started) -> Fram
     duplicates = 0
     last_report = time.monotonic()
     try:
-        for seq, frame in enumerate(_frames_of(media_file, settings, stats, info.frame_count)):
+        # decoding (OpenCV releases the GIL) runs ahead on its own thread while this one makes thumbnails
+        for seq, frame in enumerate(prefetch(_frames_of(media_file, settings, stats, info.frame_count), depth=4)):
             if seq >= MAX_FRAMES_PER_MEDIA:
                 raise MediaReadError(media_file.path, f"more than {MAX_FRAMES_PER_MEDIA} sampled frames; sample less often")
             thumb = make_thumbnail(frame.image, settings.thumbnail_max_side)

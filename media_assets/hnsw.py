@@ -27,14 +27,15 @@ Search (paper Algorithms 2 and 5)
     Deleted (tombstoned) and filtered-out nodes are still traversed but never returned.
 
 Memory layout (contiguous arrays, no Python object per node; ``n`` = node rows)
-    ``vectors``        float32 [n, dim]      normalised vectors; row number = node id
-    ``ids``            int64   [n]           external id (e.g. frame id) of every row
-    ``levels``         int32   [n]           top layer of every node
-    ``links0``         int32   [n * (2M+1)]  layer-0 adjacency; per node ``[count, link_1..link_2M]``
-    ``upper_offsets``  int64   [n]           start of the node's upper-layer blocks in ``upper_links``
-    ``upper_links``    int32   [sum(levels) * (M+1)]  per node and layer 1..level one block
-                                             ``[count, link_1..link_M]``, layers in increasing order
-    ``tombstones``     uint8   [n]           1 = deleted
+    ``vectors``        float32 [n, dim]     normalised vectors; row number = node id
+    ``ids``            int64   [n]          external id (e.g. frame id) of every row
+    ``levels``         int32   [n]          top layer of every node
+    ``links0``         int32   [n*(2M+1)]   layer-0 adjacency, per node one fixed-size block
+                                            ``[count, link_1 .. link_2M]``
+    ``upper_offsets``  int64   [n]          where the node's blocks start in ``upper_links``
+    ``upper_links``    int32   [sum(levels)*(M+1)]  per node and layer 1..level one block
+                                            ``[count, link_1 .. link_M]``, layers ascending
+    ``tombstones``     uint8   [n]          1 = deleted
     In memory the arrays have spare capacity and grow geometrically on ``add``.
 
 Incremental updates
