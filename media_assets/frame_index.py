@@ -30,7 +30,7 @@ import numpy as np
 
 from .hnsw import HNSWIndex, IndexFileError
 from .media import FRAME_SEQ_BITS
-from .vectors import VectorStore
+from .vectors import VectorStore, vector_matrix
 from .warehouse import Warehouse
 
 INDEX_FILE = "frames.hnsw"
@@ -107,9 +107,7 @@ def _snapshot(store: VectorStore):
         return None
     dataset = table.to_lance()
     data = dataset.to_table(columns=["frame_id", "media_id", "run_id", "model_id", "vector"])
-    dim = data.schema.field("vector").type.list_size
-    flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    vectors = np.ascontiguousarray(flat.reshape(len(data), dim), dtype=np.float32)
+    vectors = vector_matrix(data)
     return (
         dataset.version,
         data["frame_id"].to_numpy(),

@@ -43,6 +43,13 @@ def frame_vectors_schema(dim: int) -> pa.Schema:
     )
 
 
+def vector_matrix(table: pa.Table, column: str = "vector") -> np.ndarray:
+    """A fixed-size-list column as a contiguous float32 [rows, dim] array."""
+    dim = table.schema.field(column).type.list_size
+    flat = table[column].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    return np.ascontiguousarray(flat.reshape(len(table), dim), dtype=np.float32)
+
+
 class VectorDimensionError(ValueError):
     pass
 
@@ -152,13 +159,5 @@ class VectorStore:
             version = table.version
             if self._cache is None or self._cache[0] != version:
                 data = table.to_lance().to_table(columns=["frame_id", "media_id", "vector"])
-                dim = data.schema.field("vector").type.list_size
-                flat = data["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                vectors = np.ascontiguousarray(flat.reshape(len(data), dim), dtype=np.float32)
-                self._cache = (
-                    version,
-                    data["frame_id"].to_numpy(),
-                    data["media_id"].to_numpy(),
-                    vectors,
-                )
+                self._cache = (version, data["frame_id"].to_numpy(), data["media_id"].to_numpy(), vector_matrix(data))
             return self._cache[1], self._cache[2], self._cache[3]
