@@ -215,6 +215,14 @@ def query(warehouse: Warehouse, sql: str, params: list | None = None) -> pa.Tabl
     return retry(run, (duckdb.IOException,), what="catalog query")
 
 
+def recorded_signatures(warehouse: Warehouse) -> dict[str, str]:
+    """partition key → the file signature (size:mtime) each media row was made from."""
+    from .media import file_signature
+
+    rows = query(warehouse, "SELECT partition_key, size_bytes, mtime_ns FROM media").to_pylist()
+    return {r["partition_key"]: file_signature(r["size_bytes"], r["mtime_ns"]) for r in rows}
+
+
 def retry(fn: Callable[[], T], errors: tuple[type[BaseException], ...], *, what: str, timeout_s: float = 30.0) -> T:
     """Call `fn`, retrying with backoff while it raises one of `errors` (lock conflicts, files replaced
     under a reader), for at most `timeout_s`. The one helper every writer and reader uses."""

@@ -226,13 +226,7 @@ def measure_recall(warehouse: Warehouse, *, k: int = 10, sample: int = 200, ef: 
         "queries": len(queries),
         "k": k_eff,
         "ef_search": ef or index.ef_search,
-        "index_is_current": manifest.vectors_version == _latest_version(warehouse),
     }
-
-
-def _latest_version(warehouse: Warehouse) -> int | None:
-    table = VectorStore(warehouse).frame_vectors_table()
-    return None if table is None else int(table.version)
 
 
 class IndexReader:

@@ -66,7 +66,11 @@ class MediaFile:
     @property
     def signature(self) -> str:
         """Changes when the file's content likely changed (size or modification time)."""
-        return f"{self.size_bytes}:{self.mtime_ns}"
+        return file_signature(self.size_bytes, self.mtime_ns)
+
+
+def file_signature(size_bytes: int, mtime_ns: int) -> str:
+    return f"{size_bytes}:{mtime_ns}"
 
 
 def partition_key_for(path: Path, media_root: Path) -> str:

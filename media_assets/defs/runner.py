@@ -42,10 +42,7 @@ class IngestReport:
 def plan_ingest(warehouse: Warehouse, instance, model_id: str, *, force: bool = False) -> IngestPlan:
     """Which files need a run: new, changed since their catalog row, or without vectors of `model_id`."""
     files = list(scan_media(warehouse.media_root))
-    recorded = {
-        row["partition_key"]: f"{row['size_bytes']}:{row['mtime_ns']}"
-        for row in catalog.query(warehouse, "SELECT partition_key, size_bytes, mtime_ns FROM media").to_pylist()
-    }
+    recorded = catalog.recorded_signatures(warehouse)
     embedded: set[int] = set()
     dataset = VectorStore(warehouse).frame_vectors_dataset()
     if dataset is not None:
@@ -135,9 +132,10 @@ def ingest(
 
 def _update_index(defs, instance, warehouse: Warehouse, loggers: dict) -> str:
     """Materialize `hnsw_index` (and its recall check) when the vectors changed since it was built."""
-    if VectorStore(warehouse).count() == 0:
+    store = VectorStore(warehouse)
+    if store.count() == 0:
         return "no vectors to index"
-    index, reason = IndexReader(warehouse, VectorStore(warehouse)).get()
+    index, reason = IndexReader(warehouse, store).get()
     if index is not None:
         return "up to date"
     result = defs.resolve_job_def("index_frames").execute_in_process(

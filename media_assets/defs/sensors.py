@@ -28,11 +28,6 @@ ingest_job = define_asset_job(
 )
 
 
-def _catalog_signatures(warehouse) -> dict[str, str]:
-    rows = catalog.query(warehouse, "SELECT partition_key, size_bytes, mtime_ns FROM media").to_pylist()
-    return {r["partition_key"]: f"{r['size_bytes']}:{r['mtime_ns']}" for r in rows}
-
-
 @sensor(
     job=ingest_job,
     minimum_interval_seconds=30,
@@ -46,7 +41,7 @@ def media_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource)
     if context.cursor:
         known = json.loads(context.cursor)
     else:  # first tick: what the catalog already holds is known (e.g. ingested from the CLI)
-        known = _catalog_signatures(wh)
+        known = catalog.recorded_signatures(wh)
     registered = set(context.instance.get_dynamic_partitions(media_files.name))
     changes = diff_media(list(scan_media(wh.media_root)), known, registered, now_ns=time.time_ns())
     for key in changes.deleted:
