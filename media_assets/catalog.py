@@ -1,14 +1,20 @@
-"""The metadata catalog: DuckDB over per-partition Parquet files.
+"""The metadata catalog: DuckDB over Parquet files.
 
-Every partitioned table (`media`, `frames`, `ingest_errors`) is a folder `tables/<table>/` holding one
-Parquet file per media file, `<media_id>.parquet`, written to a temporary name and renamed into place.
-Re-materializing a partition replaces exactly its file; deleting a media file removes it. Writers never
-open a database file, so any number of Dagster processes write at once while people and the search client
-read, and nobody waits on DuckDB's one-writer-per-file lock.
+Three kinds of table, each a folder `tables/<table>/` of Parquet files written to a temporary name and
+renamed into place (writers never open a database file, so any number of Dagster processes write at once
+while people and the search client read, and nobody waits on DuckDB's one-writer-per-file lock):
+- per media file (`media`, `frames`, `ingest_errors`, `shots`, `keyframes`, `shot_events`, `faces`): one
+  file per media file, `<media_id>.parquet`; re-materializing a partition replaces exactly its file and
+  deleting a media file removes it;
+- global (`clusters`, `cluster_members`): one file, `current.parquet`, replaced by the `clusters` asset;
+- append-only (`cluster_pins`, `cluster_names`): one new file per write by people, never rewritten; the
+  latest row per member / cluster wins.
 
 `warehouse/catalog.duckdb` holds views over those folders (refreshed by `sync_catalog_file`), so a person can
-`duckdb warehouse/catalog.duckdb` and query `media`, `frames`, `ingest_errors`. The library reads through
-`open_catalog`, an in-memory DuckDB with the same views (plus `frame_vectors` from LanceDB when asked).
+`duckdb warehouse/catalog.duckdb` and query them. The library reads through `open_catalog`, an in-memory
+DuckDB with the same views (plus the LanceDB vector tables when asked). Two views are more than a scan:
+`clusters` adds each cluster's current `name` (from `cluster_names`), and `current_pins` is the latest pin
+per member.
 
 Column reference (stable names; later issues add tables, not renames):
 
@@ -31,8 +37,46 @@ frames: one row per sampled frame
     duplicate_of BIGINT (frame_id of that kept frame), run_id VARCHAR
 
 ingest_errors: the current error of each media file whose last materialization failed
-    media_id BIGINT, partition_key VARCHAR, path VARCHAR, stage VARCHAR ('frames'|'frame_embeddings'),
+    media_id BIGINT, partition_key VARCHAR, path VARCHAR, stage VARCHAR ('frames'|'frame_embeddings'|'shots'|'faces'),
     error_type VARCHAR, message VARCHAR, run_id VARCHAR, failed_at TIMESTAMP
+
+shots: one row per shot (a photo is one static shot)
+    shot_id BIGINT (= media_id << 20 | shot_index), media_id BIGINT, shot_index INT, start_s, end_s,
+    duration_s DOUBLE ([start_s, end_s)), start_seq, end_seq INT (its first and last sampled frame),
+    start_frame_id, end_frame_id BIGINT, transition VARCHAR (how it is entered: 'start'|'cut'|'fade'|
+    'dissolve'), boundary_confidence REAL (0..1; 0.5 = at the threshold), kind VARCHAR ('static'|'dynamic'),
+    motion REAL (median in-shot pixel change, the static/dynamic measure), keyframe_count INT,
+    event_count INT, has_vector BOOLEAN (a row in LanceDB shot_vectors), run_id VARCHAR
+
+keyframes: the frames that stand for a shot
+    frame_id BIGINT, shot_id BIGINT, media_id BIGINT, role VARCHAR ('median' for a static shot; 'start',
+    'middle', 'end' for a dynamic one), timestamp_s DOUBLE, thumbnail_path VARCHAR
+
+shot_events: large semantic changes inside a shot without a visual cut (a slide change)
+    frame_id BIGINT (first frame showing the new content), shot_id BIGINT, media_id BIGINT, time_s DOUBLE,
+    score REAL (0..1)
+
+faces: one row per face found on a keyframe
+    face_id BIGINT (= media_id << 20 | n), media_id, shot_id, frame_id BIGINT, x, y, width, height REAL
+    (the box as fractions of the frame), box_px INT[4] (x, y, w, h in thumbnail pixels), score REAL (the
+    detector's), detector VARCHAR, crop_path VARCHAR (the CLIP crop, relative to the warehouse root), run_id
+
+clusters: one row per cluster (view: adds `name VARCHAR`, the latest cluster_names row)
+    cluster_id BIGINT (stable across re-clustering), level VARCHAR ('scene'|'character'), parent_id BIGINT
+    (characters: their scene cluster), size INT, media_count INT, cohesion REAL (mean cosine of members to
+    the centroid), representative_member_id BIGINT, representative_frame_id BIGINT,
+    representative_frame_ids BIGINT[] (up to 4, nearest the centroid first), pinned_count INT (members
+    there by a pin), max_id_issued BIGINT (the highest cluster id ever issued: ids are never reused),
+    run_id, clustered_at
+
+cluster_members: one row per shot and per face
+    member_kind VARCHAR ('shot'|'face'), member_id BIGINT (shot_id or face_id), media_id, frame_id,
+    shot_id BIGINT, level VARCHAR, cluster_id BIGINT (NULL: in the noise bucket), scene_id BIGINT (the scene
+    cluster the member sits in), similarity REAL (cosine to the centroid; for noise: to the nearest one),
+    nearest_cluster_id BIGINT, is_noise BOOLEAN, pinned BOOLEAN, run_id
+
+cluster_pins (append-only): pin_id VARCHAR, member_kind, member_id, cluster_id (NULL: unpin), source, pinned_at
+cluster_names (append-only): naming_id VARCHAR, cluster_id, name (NULL: clear), source, named_at
 """
 
 from __future__ import annotations
@@ -41,6 +85,7 @@ import logging
 import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -111,11 +156,147 @@ INGEST_ERRORS_SCHEMA = pa.schema(
     ]
 )
 
-TABLES: dict[str, pa.Schema] = {
+SHOTS_SCHEMA = pa.schema(
+    [
+        ("shot_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("shot_index", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("duration_s", pa.float64()),
+        ("start_seq", pa.int32()),
+        ("end_seq", pa.int32()),
+        ("start_frame_id", pa.int64()),
+        ("end_frame_id", pa.int64()),
+        ("transition", pa.string()),
+        ("boundary_confidence", pa.float32()),
+        ("kind", pa.string()),
+        ("motion", pa.float32()),
+        ("keyframe_count", pa.int32()),
+        ("event_count", pa.int32()),
+        ("has_vector", pa.bool_()),
+        ("run_id", pa.string()),
+    ]
+)
+
+KEYFRAMES_SCHEMA = pa.schema(
+    [
+        ("frame_id", pa.int64()),
+        ("shot_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("role", pa.string()),
+        ("timestamp_s", pa.float64()),
+        ("thumbnail_path", pa.string()),
+    ]
+)
+
+SHOT_EVENTS_SCHEMA = pa.schema(
+    [
+        ("frame_id", pa.int64()),
+        ("shot_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("time_s", pa.float64()),
+        ("score", pa.float32()),
+    ]
+)
+
+FACES_SCHEMA = pa.schema(
+    [
+        ("face_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("shot_id", pa.int64()),
+        ("frame_id", pa.int64()),
+        ("x", pa.float32()),
+        ("y", pa.float32()),
+        ("width", pa.float32()),
+        ("height", pa.float32()),
+        ("box_px", pa.list_(pa.int32(), 4)),
+        ("score", pa.float32()),
+        ("detector", pa.string()),
+        ("crop_path", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+
+CLUSTERS_SCHEMA = pa.schema(
+    [
+        ("cluster_id", pa.int64()),
+        ("level", pa.string()),
+        ("parent_id", pa.int64()),
+        ("size", pa.int32()),
+        ("media_count", pa.int32()),
+        ("cohesion", pa.float32()),
+        ("representative_member_id", pa.int64()),
+        ("representative_frame_id", pa.int64()),
+        ("representative_frame_ids", pa.list_(pa.int64())),
+        ("pinned_count", pa.int32()),
+        ("max_id_issued", pa.int64()),
+        ("run_id", pa.string()),
+        ("clustered_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+CLUSTER_MEMBERS_SCHEMA = pa.schema(
+    [
+        ("member_kind", pa.string()),
+        ("member_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("frame_id", pa.int64()),
+        ("shot_id", pa.int64()),
+        ("level", pa.string()),
+        ("cluster_id", pa.int64()),
+        ("scene_id", pa.int64()),
+        ("similarity", pa.float32()),
+        ("nearest_cluster_id", pa.int64()),
+        ("is_noise", pa.bool_()),
+        ("pinned", pa.bool_()),
+        ("run_id", pa.string()),
+    ]
+)
+
+CLUSTER_PINS_SCHEMA = pa.schema(
+    [
+        ("pin_id", pa.string()),
+        ("member_kind", pa.string()),
+        ("member_id", pa.int64()),
+        ("cluster_id", pa.int64()),
+        ("source", pa.string()),
+        ("pinned_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+CLUSTER_NAMES_SCHEMA = pa.schema(
+    [
+        ("naming_id", pa.string()),
+        ("cluster_id", pa.int64()),
+        ("name", pa.string()),
+        ("source", pa.string()),
+        ("named_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+# Tables with one Parquet file per media file (`<media_id>.parquet`), replaced by that file's runs.
+PARTITIONED_TABLES: dict[str, pa.Schema] = {
     "media": MEDIA_SCHEMA,
     "frames": FRAMES_SCHEMA,
     "ingest_errors": INGEST_ERRORS_SCHEMA,
+    "shots": SHOTS_SCHEMA,
+    "keyframes": KEYFRAMES_SCHEMA,
+    "shot_events": SHOT_EVENTS_SCHEMA,
+    "faces": FACES_SCHEMA,
 }
+# Tables a global asset replaces as a whole (one file, `current.parquet`).
+GLOBAL_TABLES: dict[str, pa.Schema] = {
+    "clusters": CLUSTERS_SCHEMA,
+    "cluster_members": CLUSTER_MEMBERS_SCHEMA,
+}
+# Append-only tables people write to (one file per write, never rewritten): the latest row per key wins.
+APPEND_ONLY_TABLES: dict[str, pa.Schema] = {
+    "cluster_pins": CLUSTER_PINS_SCHEMA,
+    "cluster_names": CLUSTER_NAMES_SCHEMA,
+}
+TABLES: dict[str, pa.Schema] = PARTITIONED_TABLES | GLOBAL_TABLES | APPEND_ONLY_TABLES
+GLOBAL_FILE = "current.parquet"
 
 # An empty file with the table's schema, so a view over a folder with no partitions yet still works.
 SCHEMA_FILE = "_schema.parquet"
@@ -164,9 +345,46 @@ def replace_partition(warehouse: Warehouse, table: str, media_id: int, rows: pa.
     return len(data)
 
 
+def replace_table(warehouse: Warehouse, table: str, rows: pa.Table | list[dict]) -> int:
+    """Replace all rows of a global table (atomically); returns the row count."""
+    if table not in GLOBAL_TABLES:
+        raise ValueError(f"{table} is not a global table; global tables: {', '.join(GLOBAL_TABLES)}")
+    schema = GLOBAL_TABLES[table]
+    data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
+    data = data.select(schema.names).cast(schema)
+    ensure_tables(warehouse)
+    _write_parquet_atomically(data, table_dir(warehouse, table) / GLOBAL_FILE)
+    return len(data)
+
+
+def read_table(warehouse: Warehouse, table: str) -> pa.Table:
+    """All rows of a global or append-only table (an empty table with its schema when there are none)."""
+    schema = table_schema(table)
+    if table in GLOBAL_TABLES:
+        try:
+            return pq.read_table(table_dir(warehouse, table) / GLOBAL_FILE).cast(schema)
+        except FileNotFoundError:
+            return schema.empty_table()
+    files = sorted(p for p in table_dir(warehouse, table).glob("*.parquet") if p.name != SCHEMA_FILE)
+    parts = [pq.read_table(p).cast(schema) for p in files]
+    return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def append_rows(warehouse: Warehouse, table: str, rows: list[dict]) -> int:
+    """Add rows to an append-only table as one new file; concurrent writers never touch each other's files."""
+    if table not in APPEND_ONLY_TABLES:
+        raise ValueError(f"{table} is not an append-only table; append-only tables: {', '.join(APPEND_ONLY_TABLES)}")
+    if not rows:
+        return 0
+    data = pa.Table.from_pylist(rows, schema=APPEND_ONLY_TABLES[table])
+    ensure_tables(warehouse)
+    _write_parquet_atomically(data, table_dir(warehouse, table) / f"{time.time_ns():020d}-{uuid.uuid4().hex}.parquet")
+    return len(data)
+
+
 def delete_partition(warehouse: Warehouse, media_id: int, tables: list[str] | None = None) -> None:
-    """Remove `media_id`'s rows from the given tables (default: all)."""
-    for table in tables or list(TABLES):
+    """Remove `media_id`'s rows from the given partitioned tables (default: all)."""
+    for table in tables or list(PARTITIONED_TABLES):
         (table_dir(warehouse, table) / f"{media_id}.parquet").unlink(missing_ok=True)
 
 
@@ -178,27 +396,49 @@ def read_partition(warehouse: Warehouse, table: str, media_id: int) -> pa.Table 
         return None
 
 
-def _view_sql(warehouse: Warehouse, table: str) -> str:
+def _scan_sql(warehouse: Warehouse, table: str) -> str:
     pattern = (table_dir(warehouse, table) / "*.parquet").as_posix().replace("'", "''")
-    return f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', union_by_name = true)"
+    return f"read_parquet('{pattern}', union_by_name = true)"
+
+
+# Views that are more than a scan of their folder: a cluster's name is the latest `cluster_names` row for
+# it (so a name given after clustering shows at once and survives re-clustering: ids are stable), and
+# `current_pins` is the latest pin per member (a pin with a NULL cluster_id removes the pin).
+_DERIVED_VIEWS = {
+    "clusters": lambda scan: f"""
+        SELECT c.*, n.name
+        FROM {scan('clusters')} c
+        LEFT JOIN (SELECT cluster_id, arg_max_null(name, named_at) AS name FROM cluster_names GROUP BY cluster_id) n
+        USING (cluster_id)""",
+    "current_pins": lambda scan: """
+        SELECT member_kind, member_id, arg_max_null(cluster_id, pinned_at) AS cluster_id, max(pinned_at) AS pinned_at
+        FROM cluster_pins GROUP BY member_kind, member_id
+        HAVING arg_max_null(cluster_id, pinned_at) IS NOT NULL""",
+}
 
 
 def create_views(con: duckdb.DuckDBPyConnection, warehouse: Warehouse) -> None:
     ensure_tables(warehouse)
+    scan = lambda table: _scan_sql(warehouse, table)  # noqa: E731
     for table in TABLES:
-        con.execute(_view_sql(warehouse, table))
+        if table not in _DERIVED_VIEWS:
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {scan(table)}")
+    for view, sql in _DERIVED_VIEWS.items():
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql(scan)}")
 
 
 def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the catalog's views; with `frame_vectors` too if asked."""
+    """An in-memory DuckDB connection with the catalog's views; with the vector tables (`frame_vectors`,
+    `shot_vectors`, `face_vectors`) too if asked."""
     con = duckdb.connect(":memory:")
     create_views(con, warehouse)
     if with_vectors:
-        from .vectors import VectorStore
+        from .vectors import ID_COLUMNS, VectorStore
 
-        dataset = VectorStore(warehouse).frame_vectors_dataset()
-        if dataset is not None:
-            con.register("frame_vectors", dataset)
+        for name in ID_COLUMNS:
+            dataset = VectorStore(warehouse, name).dataset()
+            if dataset is not None:
+                con.register(name, dataset)
     return con
 
 

@@ -90,7 +90,8 @@ def _ingest(warehouse: Warehouse, *, clip_model: str, device: str, batch_size: i
         bar.close()
     click.echo(
         f"ingested {len(report.succeeded)} files, {len(report.failed)} failed, "
-        f"{len(report.plan.up_to_date)} already up to date ({report.elapsed_s:.1f}s); HNSW index: {report.index}"
+        f"{len(report.plan.up_to_date)} already up to date ({report.elapsed_s:.1f}s); HNSW index: {report.index}; "
+        f"clusters: {report.clusters}"
     )
     _print_status(warehouse)
     return 1 if report.failed else 0
@@ -148,12 +149,15 @@ def ingest(warehouse_dir, media_dir, clip_model, device, batch_size, fps, every_
 @_with(ingest_options)
 @_friendly_errors
 def demo(warehouse_dir, clip_model, device, batch_size, fps, every_n_frames, thumbnail_size, force) -> None:
-    """Write a small demo library into <warehouse>/media and build it."""
-    from .demo import write_demo_library
+    """Write a small demo library into <warehouse>/media and build it (sampled at 4 frames/s unless
+    --fps or --every-n-frames says otherwise: its shots are 2-3 s long)."""
+    from .demo import DEMO_SAMPLE_FPS, write_demo_library
 
     warehouse = Warehouse.at(warehouse_dir).ensure()
     truth = write_demo_library(warehouse.media_root)
     click.echo(f"demo library in {warehouse.media_root} (ground truth: {truth.name})")
+    if fps is None and every_n_frames is None:
+        fps = DEMO_SAMPLE_FPS
     status = _ingest(warehouse, clip_model=clip_model, device=device, batch_size=batch_size,
                      frames_config=_frames_config(fps, every_n_frames, thumbnail_size), force=force)
     if status == 0:
@@ -215,7 +219,8 @@ def _existing(warehouse_dir) -> Warehouse:
 @click.option("--max-rows", default=100, show_default=True, type=click.IntRange(min=1), help="Rows shown in table output.")
 @_friendly_errors
 def sql(warehouse_dir, statement, as_csv, max_rows) -> None:
-    """Run SQL on the catalog: media, frames, ingest_errors, and frame_vectors (LanceDB)."""
+    """Run SQL on the catalog: media, frames, shots, keyframes, faces, clusters, cluster_members, ... and
+    the LanceDB tables frame_vectors, shot_vectors, face_vectors."""
     from . import catalog
 
     con = catalog.open_catalog(_existing(warehouse_dir), with_vectors=True)
@@ -247,7 +252,15 @@ def _print_status(warehouse: Warehouse) -> None:
                (SELECT count(*) FROM frames) AS frames,
                (SELECT count(*) FROM frames WHERE is_duplicate) AS duplicates,
                (SELECT coalesce(sum(undecodable_frames), 0) FROM media) AS undecodable,
-               (SELECT count(*) FROM ingest_errors) AS errors
+               (SELECT count(*) FROM ingest_errors) AS errors,
+               (SELECT count(*) FROM shots) AS shots,
+               (SELECT count(*) FROM shots WHERE kind = 'static') AS static_shots,
+               (SELECT count(*) FROM keyframes) AS keyframes,
+               (SELECT count(*) FROM faces) AS faces,
+               (SELECT count(*) FROM clusters WHERE level = 'scene') AS scenes,
+               (SELECT count(*) FROM clusters WHERE level = 'character') AS characters,
+               (SELECT count(*) FROM cluster_members WHERE is_noise AND member_kind = 'shot') AS noise_shots,
+               (SELECT count(*) FROM cluster_members WHERE is_noise AND member_kind = 'face') AS noise_faces
         """,
     ).to_pylist()[0]
     store = VectorStore(warehouse)
@@ -257,6 +270,12 @@ def _print_status(warehouse: Warehouse) -> None:
     click.echo(f"  frame_vectors  {store.count():>8}  (model: {', '.join(store.model_ids()) or 'none'})")
     index, state = IndexReader(warehouse, store).get()
     click.echo(f"  hnsw index     {len(index) if index is not None else '-':>8}  ({state})")
+    click.echo(f"  shots          {counts['shots']:>8}  ({counts['static_shots']} static, {counts['shots'] - counts['static_shots']} dynamic; {counts['keyframes']} keyframes)")
+    click.echo(f"  faces          {counts['faces']:>8}")
+    click.echo(
+        f"  clusters       {counts['scenes'] + counts['characters']:>8}  ({counts['scenes']} scene, {counts['characters']} character; "
+        f"noise bucket: {counts['noise_shots']} shots, {counts['noise_faces']} faces)"
+    )
     click.echo(f"  ingest_errors  {counts['errors']:>8}")
     errors = catalog.query(warehouse, "SELECT partition_key, stage, message FROM ingest_errors ORDER BY partition_key").to_pylist()
     for row in errors:
@@ -269,6 +288,93 @@ def _print_status(warehouse: Warehouse) -> None:
 def status(warehouse_dir) -> None:
     """Counts per table and the media files whose ingest failed."""
     _print_status(_existing(warehouse_dir))
+
+
+@main.command()
+@warehouse_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@_friendly_errors
+def serve(warehouse_dir, host, port) -> None:
+    """The HTTP API and the web page (http://HOST:PORT/, API docs at /docs)."""
+    from .server import serve as run_server
+
+    warehouse = _existing(warehouse_dir)
+    click.echo(f"serving {warehouse.root} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
+    run_server(warehouse, host=host, port=port)
+
+
+@main.group("clusters")
+def clusters_group() -> None:
+    """List scene and character clusters, name them, pin shots or faces to them."""
+
+
+@clusters_group.command("list")
+@warehouse_option
+@click.option("--level", type=click.Choice(["scene", "character"]), default=None, help="Only this level.")
+@_friendly_errors
+def clusters_list(warehouse_dir, level) -> None:
+    """Clusters with their size, videos and name, then the noise bucket's size."""
+    from . import catalog
+
+    warehouse = _existing(warehouse_dir)
+    rows = catalog.query(
+        warehouse,
+        "SELECT cluster_id, level, parent_id, size, media_count, cohesion, name FROM clusters "
+        "WHERE ? IS NULL OR level = ? ORDER BY level DESC, size DESC, cluster_id",
+        [level, level],
+    ).to_pylist()
+    if not rows:
+        click.echo("no clusters (materialize clusters: media-assets ingest, or the cluster_library job)")
+        return
+    click.echo(f"{'cluster':>8}  {'level':<9}  {'parent':>6}  {'size':>5}  {'videos':>6}  {'cohesion':>8}  name")
+    for r in rows:
+        click.echo(
+            f"{r['cluster_id']:>8}  {r['level']:<9}  {r['parent_id'] or '':>6}  {r['size']:>5}  {r['media_count']:>6}  {r['cohesion']:8.3f}  {r['name'] or ''}"
+        )
+    noise = catalog.query(
+        warehouse, "SELECT member_kind, count(*) AS n FROM cluster_members WHERE is_noise GROUP BY member_kind ORDER BY member_kind"
+    ).to_pylist()
+    click.echo("noise bucket: " + (", ".join(f"{r['n']} {r['member_kind']}s" for r in noise) or "empty"))
+
+
+@clusters_group.command("name")
+@warehouse_option
+@click.argument("cluster_id", type=int)
+@click.argument("name", required=False, default="")
+@_friendly_errors
+def clusters_name(warehouse_dir, cluster_id, name) -> None:
+    """Name CLUSTER_ID (no NAME: clear its name). Shows at once and survives re-clustering."""
+    from .library_clusters import name_cluster
+
+    row = name_cluster(_existing(warehouse_dir), cluster_id, name, source="cli")
+    click.echo(f"cluster {cluster_id} is now " + (f"named {row['name']!r}" if row["name"] else "unnamed"))
+
+
+@clusters_group.command("pin")
+@warehouse_option
+@click.argument("member_kind", type=click.Choice(["shot", "face"]))
+@click.argument("member_id", type=int)
+@click.argument("cluster_id", type=int, required=False, default=None)
+@_friendly_errors
+def clusters_pin(warehouse_dir, member_kind, member_id, cluster_id) -> None:
+    """Pin a shot to a scene cluster or a face to a character cluster (no CLUSTER_ID: unpin). Takes effect
+    at the next clustering."""
+    from .library_clusters import pin_member
+
+    pin_member(_existing(warehouse_dir), member_kind, member_id, cluster_id, source="cli")
+    where = f"to cluster {cluster_id}" if cluster_id is not None else "removed"
+    click.echo(f"{member_kind} {member_id}: pin {where}; apply it with: media-assets clusters update")
+
+
+@clusters_group.command("update")
+@warehouse_option
+@_friendly_errors
+def clusters_update(warehouse_dir) -> None:
+    """Re-cluster the library now (the cluster_library job), applying pins."""
+    from .defs.runner import recluster
+
+    click.echo(f"clusters: {recluster(_existing(warehouse_dir))}")
 
 
 @main.command("make-test-model")

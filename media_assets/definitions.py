@@ -5,6 +5,16 @@ from __future__ import annotations
 from dagster import Definitions, multiprocess_executor
 
 from .defs.assets import every_kept_frame_has_a_vector, frame_embeddings, frames
+from .defs.film_assets import (
+    cluster_ids_stable,
+    clusters,
+    clusters_automation,
+    clusters_job,
+    every_face_in_a_shot,
+    every_shot_in_one_scene,
+    faces,
+    shots,
+)
 from .defs.index_assets import hnsw_index, hnsw_recall, index_automation, index_job
 from .defs.resources import ClipEncoderResource, WarehouseResource
 from .defs.sensors import ingest_job, media_sensor
@@ -23,10 +33,10 @@ def build_definitions(
 ) -> Definitions:
     """Definitions over one warehouse; empty arguments fall back to the environment and defaults."""
     return Definitions(
-        assets=[frames, frame_embeddings, hnsw_index],
-        asset_checks=[every_kept_frame_has_a_vector, hnsw_recall],
-        jobs=[ingest_job, index_job],
-        sensors=[media_sensor, index_automation],
+        assets=[frames, frame_embeddings, hnsw_index, shots, faces, clusters],
+        asset_checks=[every_kept_frame_has_a_vector, hnsw_recall, every_shot_in_one_scene, every_face_in_a_shot, cluster_ids_stable],
+        jobs=[ingest_job, index_job, clusters_job],
+        sensors=[media_sensor, index_automation, clusters_automation],
         executor=executor,
         resources={
             "warehouse": WarehouseResource(root=warehouse, media_root=media_root),

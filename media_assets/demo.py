@@ -45,6 +45,9 @@ from skimage import data as skimage_data
 
 GROUND_TRUTH_FILE = "ground_truth.json"
 GROUND_TRUTH_VERSION = 1  # bump whenever DEMO_VIDEOS, DEMO_IMAGES or the rendering change
+# `media-assets demo` samples this many frames per second: the demo's shots last 2-3 s, and shot detection
+# places boundaries to ±1 sampled frame (at 1 frame/s a 2 s shot has two samples).
+DEMO_SAMPLE_FPS = 4.0
 
 # Container (by file suffix) -> fourcc OpenCV's bundled FFmpeg writes there.
 FOURCC_BY_SUFFIX = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG", ".webm": "VP80"}

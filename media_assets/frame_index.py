@@ -102,7 +102,7 @@ def manifest_path(warehouse: Warehouse) -> Path:
 
 def _snapshot(store: VectorStore):
     """The frame_vectors table at one version: (version, frame_ids, media_ids, run_ids, vectors, model ids)."""
-    table = store.frame_vectors_table()
+    table = store.table()
     if table is None:
         return None
     dataset = table.to_lance()
@@ -273,7 +273,7 @@ class IndexReader:
             self._manifest_stamp = stamp
         if self._manifest is None or self._index is None:
             return None, "the frame index manifest is unreadable"
-        table = self.store.frame_vectors_table()
+        table = self.store.table()
         latest = None if table is None else int(table.version)
         if latest != self._manifest.vectors_version:
             return None, f"the frame index is stale (built from vectors version {self._manifest.vectors_version}, now {latest})"

@@ -25,7 +25,7 @@ from .decoding import DecodeStats, MediaReadError, Sampling, load_image, probe, 
 from .frame_signals import DUPLICATE_MAX_HASH_DISTANCE, ChangeMeter, grey, hash_distance, make_thumbnail, phash, sharpness
 from .media import MAX_FRAMES_PER_MEDIA, MediaFile, frame_id_for
 from .prefetch import prefetch
-from .vectors import VectorStore
+from .vectors import ID_COLUMNS, VectorStore
 from .warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -222,8 +222,10 @@ def record_ingest_error(warehouse: Warehouse, media_file: MediaFile, stage: str,
 
 
 def purge_media(warehouse: Warehouse, media_id: int, *, keep_errors: bool = False) -> None:
-    """Remove everything derived from one media file: catalog rows, vectors, thumbnails."""
-    tables = [t for t in catalog.TABLES if not (keep_errors and t == "ingest_errors")]
+    """Remove everything derived from one media file: catalog rows, vectors, thumbnails, face crops."""
+    tables = [t for t in catalog.PARTITIONED_TABLES if not (keep_errors and t == "ingest_errors")]
     catalog.delete_partition(warehouse, media_id, tables)
-    VectorStore(warehouse).delete_media(media_id)
+    for table in ID_COLUMNS:
+        VectorStore(warehouse, table).delete_media(media_id)
     shutil.rmtree(warehouse.thumbnail_dir(media_id), ignore_errors=True)
+    shutil.rmtree(warehouse.face_crop_dir(media_id), ignore_errors=True)

@@ -49,6 +49,16 @@ def media_id_of_frame(frame_id: int) -> int:
     return frame_id >> FRAME_SEQ_BITS
 
 
+def shot_id_for(media_id: int, shot_index: int) -> int:
+    """Shot ids share the frame ids' layout: `media_id << 20 | shot_index`."""
+    return frame_id_for(media_id, shot_index)
+
+
+def face_id_for(media_id: int, face_index: int) -> int:
+    """Face ids share the frame ids' layout: `media_id << 20 | face_index` (faces numbered per file)."""
+    return frame_id_for(media_id, face_index)
+
+
 @dataclass(frozen=True)
 class MediaFile:
     """One media file under the media root, as seen by a scan (no decoding)."""

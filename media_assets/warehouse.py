@@ -81,8 +81,15 @@ class Warehouse:
     def dagster_home(self) -> Path:
         return self.root / "dagster"
 
+    @property
+    def face_crops_dir(self) -> Path:
+        return self.root / "faces"
+
     def thumbnail_dir(self, media_id: int) -> Path:
         return self.thumbnails_dir / str(media_id)
+
+    def face_crop_dir(self, media_id: int) -> Path:
+        return self.face_crops_dir / str(media_id)
 
     def ensure(self) -> "Warehouse":
         """Create the folders (idempotent) and return self."""

@@ -7,6 +7,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from media_assets import catalog
 from media_assets.cli import main
 from media_assets.defs.assets import media_files
 from media_assets.defs.instance import instance_for
@@ -39,9 +40,40 @@ def test_demo_builds_a_warehouse_the_dagster_instance_knows(demo_warehouse):
     assert len(partitions) == 10 and "clips/newsroom.mp4" in partitions
     runs = instance.get_runs()
     assert all(r.is_success for r in runs)
-    assert sorted(r.job_name for r in runs) == ["index_frames"] + ["ingest_media"] * 10
+    assert sorted(r.job_name for r in runs) == ["cluster_library", "index_frames"] + ["ingest_media"] * 10
     assert "HNSW index: updated" in output and "recall@10 1.000" in output
+    assert "scene clusters" in output and "noise bucket:" in output
     assert (root / "catalog.duckdb").exists()
+
+
+def test_demo_shots_match_the_ground_truth(demo_warehouse):
+    root, _ = demo_warehouse
+    warehouse = Warehouse.at(root)
+    truth = json.loads((warehouse.media_root / "ground_truth.json").read_text())
+    tolerance = 0.25 + 1e-6  # ±1 sampled frame at the demo's 4 frames/s
+    found = missed = extra = 0
+    for video in truth["videos"]:
+        expected = [b["time"] for b in video["boundaries"]]
+        rows = catalog.query(
+            warehouse,
+            "SELECT s.start_s, s.transition FROM shots s JOIN media m USING (media_id) WHERE m.partition_key = ? AND s.shot_index > 0 ORDER BY 1",
+            [video["file"]],
+        ).to_pylist()
+        detected = [r["start_s"] for r in rows]
+        matched = [t for t in expected if any(abs(t - d) <= tolerance for d in detected)]
+        found += len(matched)
+        missed += len(expected) - len(matched)
+        extra += sum(1 for d in detected if not any(abs(t - d) <= tolerance for t in expected))
+        kinds = {b["type"] for b in video["boundaries"]}
+        assert kinds <= {"cut", "fade", "dissolve"}
+    assert found >= 1 and missed == 0 and extra == 0, (found, missed, extra)
+    # each photo is one static shot with its one keyframe
+    photos = catalog.query(
+        warehouse, "SELECT count(*) AS n FROM shots JOIN media USING (media_id) WHERE media.kind = 'image' AND shots.kind = 'static'"
+    ).to_pylist()[0]["n"]
+    assert photos == len(truth["images"])
+    clusters = cli("clusters", "list", "--warehouse", root)
+    assert clusters.exit_code == 0 and "noise bucket:" in clusters.output
 
 
 def test_ingest_again_finds_everything_up_to_date(demo_warehouse, tiny_clip):
@@ -49,6 +81,7 @@ def test_ingest_again_finds_everything_up_to_date(demo_warehouse, tiny_clip):
     result = cli("ingest", "--warehouse", root, "--clip-model", tiny_clip)
     assert result.exit_code == 0, result.output
     assert "0 to ingest, 10 up to date" in result.output and "HNSW index: up to date" in result.output
+    assert "clusters: up to date" in result.output
 
 
 def test_search_prints_a_table_or_json(demo_warehouse):

@@ -190,6 +190,11 @@ def test_definitions_load_as_dagster_dev_loads_them():
     from media_assets.definitions import defs
 
     repo = defs.get_repository_def()
-    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {"frames", "frame_embeddings", "hnsw_index"}
-    assert repo.get_sensor_def("media_sensor") is not None
+    assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
+        "frames", "frame_embeddings", "hnsw_index", "shots", "faces", "clusters"
+    }
+    for sensor in ("media_sensor", "index_automation", "clusters_automation"):
+        assert repo.get_sensor_def(sensor) is not None
+    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_media", "index_frames", "cluster_library"}
     assert defs.resolve_assets_def("frame_embeddings").op.pool == "gpu"
+    assert defs.resolve_assets_def("faces").op.pool == "gpu"

@@ -36,6 +36,7 @@ class IngestReport:
     succeeded: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # partition key → reason
     index: str = ""  # what became of the HNSW index
+    clusters: str = ""  # what became of the clusters
     elapsed_s: float = 0.0
 
 
@@ -125,9 +126,48 @@ def ingest(
         if on_file is not None:
             on_file(media_file, result.success, reason)
     report.index = _update_index(defs, instance, warehouse, run_config["loggers"])
+    changed = bool(report.succeeded or plan.deleted)
+    report.clusters = _update_clusters(defs, instance, warehouse, run_config["loggers"], changed)
     catalog.sync_catalog_file(warehouse)
     report.elapsed_s = time.perf_counter() - started
     return report
+
+
+def _update_clusters(defs, instance, warehouse: Warehouse, loggers: dict, library_changed: bool) -> str:
+    """Materialize `clusters` (and its checks) when shots or faces changed, or when there are none yet."""
+    if not catalog.query(warehouse, "SELECT 1 FROM shots LIMIT 1").num_rows:
+        return "no shots to cluster"
+    if not library_changed and not _pins_since_clustering(warehouse) and catalog.read_table(warehouse, "clusters").num_rows:
+        return "up to date"
+    result = defs.resolve_job_def("cluster_library").execute_in_process(
+        instance=instance, run_config={"loggers": loggers}, raise_on_error=False, tags={"media_assets/source": "cli"}
+    )
+    if not result.success:
+        return f"update failed: {_failure_reason(result)}"
+    for event in result.all_events:
+        if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION and not event.event_specific_data.passed:
+            return f"updated, but check {event.event_specific_data.asset_check_key.name} failed"
+    meta = result.asset_materializations_for_node("clusters")[0].metadata
+    return (
+        f"{meta['scene_clusters'].value} scene clusters ({meta['scene_noise'].value} shots in noise), "
+        f"{meta['character_clusters'].value} character clusters ({meta['character_noise'].value} faces in noise)"
+    )
+
+
+def _pins_since_clustering(warehouse: Warehouse) -> bool:
+    row = catalog.query(
+        warehouse, "SELECT (SELECT max(pinned_at) FROM cluster_pins) > coalesce((SELECT max(clustered_at) FROM clusters), '-infinity'::TIMESTAMPTZ) AS newer"
+    ).to_pylist()[0]
+    return bool(row["newer"])
+
+
+def recluster(warehouse: Warehouse) -> str:
+    """Run the `cluster_library` job now (e.g. after pinning), recorded in the warehouse's Dagster instance."""
+    from ..definitions import build_definitions
+
+    defs = build_definitions(str(warehouse.root), media_root=str(warehouse.media_root))
+    loggers = {"console": {"config": {"log_level": "CRITICAL"}}}
+    return _update_clusters(defs, instance_for(warehouse), warehouse, loggers, library_changed=True)
 
 
 def _update_index(defs, instance, warehouse: Warehouse, loggers: dict) -> str:

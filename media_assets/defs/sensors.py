@@ -18,13 +18,14 @@ from .. import catalog
 from ..frames import purge_media
 from ..media import diff_media, media_id_for, scan_media
 from .assets import frame_embeddings, frames, media_files
+from .film_assets import faces, shots
 from .resources import WarehouseResource
 
 ingest_job = define_asset_job(
     "ingest_media",
-    selection=[frames, frame_embeddings],
+    selection=[frames, frame_embeddings, shots, faces],
     partitions_def=media_files,
-    description="Frames and CLIP embeddings of one media file.",
+    description="Frames, CLIP embeddings, shots and faces of one media file.",
 )
 
 

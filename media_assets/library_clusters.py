@@ -1,0 +1,305 @@
+"""The clusters stage and the annotations people make on clusters.
+
+`update_clusters` reads every shot vector and face vector (LanceDB), the `shots`, `keyframes` and `faces`
+rows, the clusters and members the last run wrote, and the current pins; `clustering.cluster_library`
+does the clustering; the result replaces the global `clusters` and `cluster_members` tables.
+
+People annotate through `pin_member` (this shot or face belongs to that cluster; `None` unpins) and
+`name_cluster`. Both append one row to an append-only table (`cluster_pins`, `cluster_names`), so
+concurrent writers lose nothing and the history stays; the latest row per member / cluster wins. Names
+are joined into the `clusters` view at query time (they show at once and survive re-clustering, since ids
+are stable); pins take effect at the next clustering.
+
+The asset checks' logic lives here too: `check_shot_membership`, `check_face_links`, `check_stability`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+
+from . import catalog
+from .clustering import ClusterResult, Member, cluster_library, previous_from_rows
+from .previews import contact_sheet, markdown_image
+from .vectors import FACE_VECTORS, SHOT_VECTORS, VectorStore
+from .warehouse import Warehouse
+
+MEMBER_LEVELS = {"shot": "scene", "face": "character"}
+MAX_NAME_LENGTH = 200
+
+
+class ClusterAnnotationError(ValueError):
+    """A pin or a name that cannot be recorded (unknown member or cluster, wrong level, bad name)."""
+
+
+@dataclass
+class ClusterReport:
+    scene_clusters: int
+    character_clusters: int
+    scene_noise: int
+    character_noise: int
+    shots: int
+    faces: int
+    ids_kept: int
+    ids_new: int
+    pins_applied: int
+    elapsed_s: float
+    clusters: list[dict]
+
+    def summary(self) -> str:
+        return (
+            f"{self.scene_clusters} scene clusters ({self.scene_noise} of {self.shots} shots in noise), "
+            f"{self.character_clusters} character clusters ({self.character_noise} of {self.faces} faces in noise); "
+            f"{self.ids_kept} ids kept, {self.ids_new} new"
+        )
+
+
+# -- inputs ---------------------------------------------------------------------------------------------
+
+
+def _vectors_by_id(warehouse: Warehouse, table: str) -> dict[int, np.ndarray]:
+    ids, _, vectors = VectorStore(warehouse, table).load_all()
+    return {int(i): vectors[k] for k, i in enumerate(ids.tolist())}
+
+
+def library_members(warehouse: Warehouse) -> tuple[list[Member], list[Member]]:
+    """Every shot and every face of the catalog as clustering members, with their vectors (None when a
+    shot has no vector)."""
+    con = catalog.open_catalog(warehouse)
+    try:
+        shot_rows = con.sql(
+            """
+            SELECT s.shot_id, s.media_id,
+                   coalesce(min(k.frame_id) FILTER (WHERE k.role IN ('median', 'middle')), min(k.frame_id), s.start_frame_id) AS frame_id
+            FROM shots s LEFT JOIN keyframes k USING (shot_id)
+            GROUP BY s.shot_id, s.media_id, s.start_frame_id ORDER BY s.shot_id
+            """
+        ).fetchall()
+        face_rows = con.sql("SELECT face_id, media_id, frame_id, shot_id FROM faces ORDER BY face_id").fetchall()
+    finally:
+        con.close()
+    shot_vectors = _vectors_by_id(warehouse, SHOT_VECTORS)
+    face_vectors = _vectors_by_id(warehouse, FACE_VECTORS)
+    shots = [Member("shot", s, m, f, shot_vectors.get(s), s) for s, m, f in shot_rows]
+    faces = [Member("face", i, m, f, face_vectors.get(i), s) for i, m, f, s in face_rows]
+    return shots, faces
+
+
+def current_pins(warehouse: Warehouse) -> dict[tuple[str, int], int]:
+    rows = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id FROM current_pins").to_pylist()
+    return {(r["member_kind"], r["member_id"]): r["cluster_id"] for r in rows}
+
+
+def _issued_ids(warehouse: Warehouse) -> int:
+    """The highest cluster id ever issued or referred to (ids are never reused)."""
+    row = catalog.query(
+        warehouse,
+        """SELECT greatest(
+               coalesce((SELECT max(cluster_id) FROM clusters), 0),
+               coalesce((SELECT max(cluster_id) FROM cluster_names), 0),
+               coalesce((SELECT max(cluster_id) FROM cluster_pins), 0)) AS max_id""",
+    ).to_pylist()[0]
+    return int(row["max_id"])
+
+
+def _previous(warehouse: Warehouse):
+    previous = previous_from_rows(
+        catalog.read_table(warehouse, "clusters").to_pylist(), catalog.read_table(warehouse, "cluster_members").to_pylist()
+    )
+    previous_max = max(previous.max_id, _issued_ids(warehouse))
+    return type(previous)(previous.members, previous.levels, previous.parents, previous_max)
+
+
+def _cluster(warehouse: Warehouse) -> tuple[ClusterResult, int, int]:
+    shots, faces = library_members(warehouse)
+    pins = current_pins(warehouse)
+    result = cluster_library(shots, faces, previous=_previous(warehouse), pins=pins)
+    return result, len(shots), len(faces)
+
+
+# -- the stage ------------------------------------------------------------------------------------------
+
+
+def update_clusters(warehouse: Warehouse, *, run_id: str = "") -> ClusterReport:
+    """Re-cluster the whole library and replace `clusters` and `cluster_members`."""
+    started = time.perf_counter()
+    previous_ids = set(catalog.read_table(warehouse, "clusters")["cluster_id"].to_pylist())
+    result, shot_count, face_count = _cluster(warehouse)
+    now = datetime.now(timezone.utc)
+    cluster_rows = [c | {"run_id": run_id, "clustered_at": now} for c in result.clusters]
+    member_rows = [m | {"run_id": run_id} for m in result.members]
+    catalog.replace_table(warehouse, "cluster_members", member_rows)
+    catalog.replace_table(warehouse, "clusters", cluster_rows)
+    ids = {c["cluster_id"] for c in result.clusters}
+    members = result.members
+    return ClusterReport(
+        scene_clusters=sum(1 for c in result.clusters if c["level"] == "scene"),
+        character_clusters=sum(1 for c in result.clusters if c["level"] == "character"),
+        scene_noise=sum(1 for m in members if m["member_kind"] == "shot" and m["is_noise"]),
+        character_noise=sum(1 for m in members if m["member_kind"] == "face" and m["is_noise"]),
+        shots=shot_count,
+        faces=face_count,
+        ids_kept=len(ids & previous_ids),
+        ids_new=len(ids - previous_ids),
+        pins_applied=sum(1 for m in members if m["pinned"]),
+        elapsed_s=time.perf_counter() - started,
+        clusters=cluster_rows,
+    )
+
+
+def cluster_overview_markdown(warehouse: Warehouse, report: ClusterReport, *, max_clusters: int = 12, thumbnails: int = 4) -> str:
+    """Cluster sizes and a few representative thumbnails per cluster, for the Dagster UI."""
+    paths = {
+        r["frame_id"]: r["thumbnail_path"]
+        for r in catalog.query(warehouse, "SELECT frame_id, thumbnail_path FROM frames").to_pylist()
+    }
+    names = {r["cluster_id"]: r["name"] for r in catalog.query(warehouse, "SELECT cluster_id, name FROM clusters").to_pylist()}
+    lines = [
+        f"**{report.scene_clusters} scene clusters, {report.character_clusters} character clusters; noise bucket: "
+        f"{report.scene_noise} shots, {report.character_noise} faces.**",
+        "",
+        "| cluster | level | parent | name | size | videos | cohesion |",
+        "|---:|:---|---:|:---|---:|---:|---:|",
+    ]
+    ordered = sorted(report.clusters, key=lambda c: (c["level"] != "scene", -c["size"], c["cluster_id"]))
+    for c in ordered:
+        lines.append(
+            f"| {c['cluster_id']} | {c['level']} | {c['parent_id'] or ''} | {names.get(c['cluster_id']) or ''} | {c['size']} | "
+            f"{c['media_count']} | {c['cohesion']:.3f} |"
+        )
+    for c in ordered[:max_clusters]:
+        frames = [warehouse.root / paths[f] for f in c["representative_frame_ids"][:thumbnails] if f in paths]
+        sheet = contact_sheet(frames, tile_width=96, columns=thumbnails)
+        if sheet is not None:
+            lines += ["", f"cluster {c['cluster_id']} ({c['level']}, {c['size']} members)", "", markdown_image(sheet, f"cluster {c['cluster_id']}")]
+    return "\n".join(lines)
+
+
+# -- annotations ----------------------------------------------------------------------------------------
+
+
+def pin_member(warehouse: Warehouse, member_kind: str, member_id: int, cluster_id: int | None, *, source: str = "python") -> dict:
+    """Pin a shot (to a scene cluster) or a face (to a character cluster); `cluster_id=None` removes the
+    pin. Takes effect at the next clustering. Returns the row written."""
+    if member_kind not in MEMBER_LEVELS:
+        raise ClusterAnnotationError(f"member_kind must be one of {', '.join(MEMBER_LEVELS)}, got {member_kind!r}")
+    member_id = _as_id(member_id, "member_id")
+    table, column = ("shots", "shot_id") if member_kind == "shot" else ("faces", "face_id")
+    if not catalog.query(warehouse, f"SELECT 1 FROM {table} WHERE {column} = ?", [member_id]).num_rows:
+        raise ClusterAnnotationError(f"there is no {member_kind} with id {member_id}")
+    if cluster_id is not None:
+        cluster_id = _as_id(cluster_id, "cluster_id")
+        level = _cluster_level(warehouse, cluster_id)
+        if level != MEMBER_LEVELS[member_kind]:
+            raise ClusterAnnotationError(
+                f"cluster {cluster_id} is a {level} cluster; a {member_kind} can only be pinned to a {MEMBER_LEVELS[member_kind]} cluster"
+            )
+    row = {
+        "pin_id": uuid.uuid4().hex,
+        "member_kind": member_kind,
+        "member_id": member_id,
+        "cluster_id": cluster_id,
+        "source": source,
+        "pinned_at": datetime.now(timezone.utc),
+    }
+    catalog.append_rows(warehouse, "cluster_pins", [row])
+    return row
+
+
+def name_cluster(warehouse: Warehouse, cluster_id: int, name: str | None, *, source: str = "python") -> dict:
+    """Give a cluster a name (`None` or "" clears it). Shows in the `clusters` view at once."""
+    cluster_id = _as_id(cluster_id, "cluster_id")
+    _cluster_level(warehouse, cluster_id)
+    if name is not None and not isinstance(name, str):
+        raise ClusterAnnotationError(f"a cluster name must be a string, got {type(name).__name__}")
+    name = (name or "").strip() or None
+    if name is not None and len(name) > MAX_NAME_LENGTH:
+        raise ClusterAnnotationError(f"a cluster name may have at most {MAX_NAME_LENGTH} characters, got {len(name)}")
+    row = {"naming_id": uuid.uuid4().hex, "cluster_id": cluster_id, "name": name, "source": source, "named_at": datetime.now(timezone.utc)}
+    catalog.append_rows(warehouse, "cluster_names", [row])
+    return row
+
+
+def _as_id(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ClusterAnnotationError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+def _cluster_level(warehouse: Warehouse, cluster_id: int) -> str:
+    rows = catalog.query(warehouse, "SELECT level FROM clusters WHERE cluster_id = ?", [cluster_id]).to_pylist()
+    if not rows:
+        raise ClusterAnnotationError(f"there is no cluster with id {cluster_id} (materialize clusters first, or check the id)")
+    return rows[0]["level"]
+
+
+# -- checks ---------------------------------------------------------------------------------------------
+
+
+def check_shot_membership(warehouse: Warehouse) -> dict:
+    """Every shot has exactly one `cluster_members` row: in an existing scene cluster, or noise."""
+    row = catalog.query(
+        warehouse,
+        """
+        WITH m AS (SELECT * FROM cluster_members WHERE member_kind = 'shot'),
+        per_shot AS (SELECT s.shot_id, count(m.member_id) AS rows FROM shots s LEFT JOIN m ON m.member_id = s.shot_id GROUP BY s.shot_id)
+        SELECT
+          (SELECT count(*) FROM shots) AS shots,
+          (SELECT count(*) FROM per_shot WHERE rows = 0) AS unassigned,
+          (SELECT count(*) FROM per_shot WHERE rows > 1) AS in_several,
+          (SELECT count(*) FROM m WHERE is_noise) AS noise,
+          (SELECT count(*) FROM m WHERE NOT is_noise AND cluster_id NOT IN (SELECT cluster_id FROM clusters WHERE level = 'scene')) AS bad_cluster,
+          (SELECT count(*) FROM m WHERE is_noise = (cluster_id IS NOT NULL)) AS inconsistent,
+          (SELECT count(*) FROM m WHERE member_id NOT IN (SELECT shot_id FROM shots)) AS stale
+        """,
+    ).to_pylist()[0]
+    passed = row["unassigned"] == 0 and row["in_several"] == 0 and row["bad_cluster"] == 0 and row["inconsistent"] == 0 and row["stale"] == 0
+    return {"passed": passed, "metadata": {k: int(v) for k, v in row.items()}}
+
+
+def check_face_links(warehouse: Warehouse) -> dict:
+    row = catalog.query(
+        warehouse,
+        """
+        SELECT
+          (SELECT count(*) FROM faces) AS faces,
+          (SELECT count(*) FROM faces WHERE shot_id NOT IN (SELECT shot_id FROM shots)) AS faces_without_shot,
+          (SELECT count(*) FROM faces f WHERE NOT EXISTS
+              (SELECT 1 FROM keyframes k WHERE k.frame_id = f.frame_id AND k.shot_id = f.shot_id)) AS faces_not_on_a_keyframe,
+          (SELECT count(*) FROM cluster_members WHERE member_kind = 'face' AND member_id NOT IN (SELECT face_id FROM faces)) AS members_without_face,
+          (SELECT count(*) FROM faces WHERE face_id NOT IN
+              (SELECT member_id FROM cluster_members WHERE member_kind = 'face')) AS faces_unassigned
+        """,
+    ).to_pylist()[0]
+    passed = all(row[k] == 0 for k in ("faces_without_shot", "faces_not_on_a_keyframe", "members_without_face", "faces_unassigned"))
+    return {"passed": passed, "metadata": {k: int(v) for k, v in row.items()}}
+
+
+def _assignment(rows: list[dict]) -> dict[tuple[str, int], tuple]:
+    return {(r["member_kind"], r["member_id"]): (r["cluster_id"], r["is_noise"]) for r in rows}
+
+
+def check_stability(warehouse: Warehouse) -> dict:
+    """Cluster the library again from the stored state: every id and every membership must come out the
+    same (the library has not changed in between, so anything else would rename people's clusters)."""
+    stored_clusters = catalog.read_table(warehouse, "clusters").to_pylist()
+    stored = _assignment(catalog.read_table(warehouse, "cluster_members").to_pylist())
+    result, _, _ = _cluster(warehouse)
+    again = _assignment(result.members)
+    changed = sorted(k for k in stored.keys() | again.keys() if stored.get(k) != again.get(k))
+    ids_before = sorted(c["cluster_id"] for c in stored_clusters)
+    ids_after = sorted(c["cluster_id"] for c in result.clusters)
+    return {
+        "passed": not changed and ids_before == ids_after,
+        "metadata": {
+            "clusters": len(ids_before),
+            "members": len(stored),
+            "members_changed": len(changed),
+            "ids_same": ids_before == ids_after,
+            "first_changed": ", ".join(f"{k}:{i}" for k, i in changed[:5]) or "none",
+        },
+    }
