@@ -1,0 +1,285 @@
+// The media_assets web page: plain JavaScript against the HTTP API (no build step).
+"use strict";
+
+const $ = (selector) => document.querySelector(selector);
+const state = { query: "", selected: null };
+
+function clock(seconds) {
+  const m = Math.floor(seconds / 60), s = seconds - 60 * m;
+  return `${m}:${s.toFixed(1).padStart(4, "0")}`;
+}
+
+function heatColour(score, low, high) {
+  if (score === null || score === undefined) return "#000";
+  const t = high > low ? Math.max(0, Math.min(1, (score - low) / (high - low))) : 1;
+  return `hsl(${Math.round(220 - 200 * t)}, 85%, ${Math.round(18 + 42 * t)}%)`;
+}
+
+function renderHeatmap(element, timeline, onSeek) {
+  element.replaceChildren();
+  element.hidden = !timeline;
+  if (!timeline) return;
+  const known = timeline.scores.filter((s) => s !== null);
+  const low = Math.min(...known), high = Math.max(...known);
+  timeline.scores.forEach((score, i) => {
+    const cell = document.createElement("span");
+    cell.style.background = heatColour(score, low, high);
+    const start = i * timeline.bucket_s;
+    cell.title = `${clock(start)}: ${score === null ? "no frame" : score.toFixed(3)}`;
+    if (onSeek) cell.addEventListener("click", (event) => { event.stopPropagation(); onSeek(start); });
+    element.append(cell);
+  });
+}
+
+// Frame, shot and face ids are 63-bit integers, beyond what a JavaScript number holds exactly: read every
+// integer of 16 or more digits as a string (ids are only ever put back into URLs and request bodies).
+function parseJson(text) {
+  return JSON.parse(text.replace(/([:\[,]\s*)(-?\d{16,})(?=\s*[,\}\]])/g, '$1"$2"'));
+}
+
+async function api(path, options) {
+  const response = await fetch(path, options);
+  const text = await response.text();
+  let body = {};
+  try { body = text ? parseJson(text) : {}; } catch (error) { body = { detail: text.slice(0, 200) }; }
+  if (!response.ok) {
+    const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || body);
+    throw new Error(`${response.status}: ${detail}`);
+  }
+  return body;
+}
+
+function filters() {
+  const params = new URLSearchParams();
+  if ($("#kind").value) params.set("kind", $("#kind").value);
+  return params;
+}
+
+function card(item) {
+  // item: a moment (start_s/end_s) or a frame hit (timestamp_s)
+  const div = document.createElement("div");
+  div.className = "card result";
+  div.tabIndex = 0;
+  const time = item.start_s !== undefined
+    ? (item.kind === "video" ? `${clock(item.start_s)}–${clock(item.end_s)}` : "photo")
+    : (item.kind === "video" ? clock(item.timestamp_s) : "photo");
+  div.innerHTML = `<img loading="lazy" alt=""><div class="meta"><span class="name"></span>
+    <span class="row"><span class="time"></span><span class="similarity"></span></span></div>
+    <div class="heatmap"></div><button class="more" type="button">More like this</button>`;
+  div.querySelector("img").src = item.thumbnail_url;
+  div.querySelector(".name").textContent = item.partition_key;
+  div.querySelector(".time").textContent = time;
+  div.querySelector(".similarity").textContent = item.similarity.toFixed(3);
+  div.querySelector(".similarity").title = "similarity, 0..1, higher is better";
+  renderHeatmap(div.querySelector(".heatmap"), item.timeline, null);
+  div.addEventListener("click", () => openPreview(item, div));
+  div.addEventListener("keydown", (event) => { if (event.key === "Enter") openPreview(item, div); });
+  div.querySelector(".more").addEventListener("click", (event) => {
+    event.stopPropagation();
+    moreLikeThis(item.best_frame_id ?? item.frame_id);
+  });
+  return div;
+}
+
+function showResults(items, label) {
+  const grid = $("#results");
+  grid.replaceChildren(...items.map(card));
+  $("#status").textContent = items.length ? label : "no results";
+}
+
+async function searchText(query) {
+  state.query = query;
+  $("#status").textContent = "searching…";
+  const params = filters();
+  params.set("q", query);
+  params.set("k", "24");
+  params.set("timeline_buckets", "48");
+  try {
+    const body = await api(`/moments?${params}`);
+    showResults(body.results, `${body.results.length} moments for “${query}”`);
+  } catch (error) {
+    $("#status").textContent = error.message;
+  }
+}
+
+async function moreLikeThis(frameId) {
+  state.query = "";
+  $("#status").textContent = "searching…";
+  try {
+    const body = await api(`/similar/frame/${frameId}?k=24&${filters()}`);
+    showResults(body.results, `${body.results.length} frames like frame ${frameId}`);
+  } catch (error) {
+    $("#status").textContent = error.message;
+  }
+}
+
+async function searchImage(file) {
+  state.query = "";
+  $("#status").textContent = `searching with ${file.name}…`;
+  const form = new FormData();
+  form.append("file", file);
+  try {
+    const body = await api(`/search/image?k=24&${filters()}`, { method: "POST", body: form });
+    showResults(body.results, `${body.results.length} frames like ${file.name}`);
+  } catch (error) {
+    $("#status").textContent = error.message;
+  }
+}
+
+function openPreview(item, element) {
+  document.querySelectorAll(".card.selected").forEach((c) => c.classList.remove("selected"));
+  element.classList.add("selected");
+  state.selected = item;
+  const start = item.start_s ?? item.timestamp_s ?? 0;
+  $("#preview").hidden = false;
+  $("#preview-title").textContent = item.partition_key;
+  $("#preview-info").textContent = item.kind === "video"
+    ? `from ${clock(start)}${item.end_s !== undefined ? ` to ${clock(item.end_s)}` : ""} · similarity ${item.similarity.toFixed(3)}`
+    : `photo · similarity ${item.similarity.toFixed(3)}`;
+  const video = $("#preview-video"), image = $("#preview-image");
+  if (item.kind === "video") {
+    image.hidden = true;
+    video.hidden = false;
+    const seek = () => { video.currentTime = start; video.play().catch(() => {}); };
+    if (video.dataset.src === item.video_url && video.readyState >= 1) {
+      seek();
+    } else {
+      video.dataset.src = item.video_url;
+      video.src = item.video_url;
+      video.addEventListener("loadedmetadata", seek, { once: true });
+    }
+    renderHeatmap($("#preview-timeline"), item.timeline, (t) => { video.currentTime = t; });
+  } else {
+    video.pause();
+    video.hidden = true;
+    image.hidden = false;
+    image.src = item.video_url;
+    $("#preview-timeline").replaceChildren();
+  }
+}
+
+$("#preview-close").addEventListener("click", () => { $("#preview").hidden = true; $("#preview-video").pause(); });
+$("#preview-similar").addEventListener("click", () => {
+  if (state.selected) moreLikeThis(state.selected.best_frame_id ?? state.selected.frame_id);
+});
+$("#search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const query = $("#query").value.trim();
+  if (query) searchText(query);
+  else $("#status").textContent = "type what you are looking for";
+});
+$("#kind").addEventListener("change", () => { if (state.query) searchText(state.query); });
+
+// search by dropping an image anywhere on the search view
+let dragDepth = 0;
+const isFileDrag = (event) => Array.from(event.dataTransfer?.types || []).includes("Files");
+window.addEventListener("dragenter", (event) => { if (isFileDrag(event)) { dragDepth++; $("#drop-hint").hidden = false; } });
+window.addEventListener("dragleave", (event) => { if (isFileDrag(event) && --dragDepth <= 0) { dragDepth = 0; $("#drop-hint").hidden = true; } });
+window.addEventListener("dragover", (event) => { if (isFileDrag(event)) event.preventDefault(); });
+window.addEventListener("drop", (event) => {
+  if (!isFileDrag(event)) return;
+  event.preventDefault();
+  dragDepth = 0;
+  $("#drop-hint").hidden = true;
+  const file = event.dataTransfer.files[0];
+  if (file) { showView("search"); searchImage(file); }
+});
+
+// -- clusters --------------------------------------------------------------------------------------
+
+function thumbnail(frameId) {
+  const img = document.createElement("img");
+  img.loading = "lazy";
+  img.alt = "";
+  img.src = `/frame/${frameId}`;
+  return img;
+}
+
+async function loadClusters() {
+  $("#cluster-status").textContent = "loading…";
+  try {
+    const body = await api("/clusters?level=scene");
+    const cards = body.clusters.map((cluster) => {
+      const div = document.createElement("div");
+      div.className = "card cluster";
+      div.dataset.clusterId = cluster.cluster_id;
+      const thumbs = document.createElement("div");
+      thumbs.className = "cluster-thumbs";
+      thumbs.append(...cluster.representative_frame_ids.slice(0, 4).map(thumbnail));
+      const meta = document.createElement("div");
+      meta.className = "meta";
+      meta.innerHTML = `<span class="name"></span><span class="row"><span class="size"></span><span class="videos"></span></span>`;
+      meta.querySelector(".name").textContent = cluster.name || `cluster ${cluster.cluster_id}`;
+      meta.querySelector(".size").textContent = `${cluster.size} shots`;
+      meta.querySelector(".videos").textContent = `${cluster.media_count} files`;
+      div.append(thumbs, meta);
+      div.addEventListener("dragover", (event) => { event.preventDefault(); div.classList.add("drop-target"); });
+      div.addEventListener("dragleave", () => div.classList.remove("drop-target"));
+      div.addEventListener("drop", (event) => {
+        event.preventDefault();
+        div.classList.remove("drop-target");
+        const shotId = event.dataTransfer.getData("text/x-shot-id") || event.dataTransfer.getData("text/plain");
+        if (shotId) pinShot(shotId, cluster.cluster_id);
+      });
+      return div;
+    });
+    $("#clusters").replaceChildren(...cards);
+    const shots = body.noise.members.filter((m) => m.member_kind === "shot");
+    setNoiseSize(shots.length);
+    $("#noise").replaceChildren(...shots.map((member) => {
+      const div = document.createElement("div");
+      div.className = "card noise-shot";
+      div.draggable = true;
+      div.dataset.shotId = member.member_id;
+      div.append(thumbnail(member.frame_id));
+      const meta = document.createElement("div");
+      meta.className = "meta";
+      meta.innerHTML = `<span class="name"></span><span class="row"><span class="time"></span></span>`;
+      meta.querySelector(".name").textContent = member.partition_key;
+      meta.querySelector(".time").textContent = member.start_s === null ? "" : `${clock(member.start_s)}–${clock(member.end_s)}`;
+      div.append(meta);
+      div.addEventListener("dragstart", (event) => {
+        event.dataTransfer.setData("text/x-shot-id", String(member.member_id));
+        event.dataTransfer.setData("text/plain", String(member.member_id));
+        event.dataTransfer.effectAllowed = "move";
+      });
+      return div;
+    }));
+    $("#cluster-status").textContent = body.clusters.length ? "" : "no clusters yet (materialize clusters)";
+  } catch (error) {
+    $("#cluster-status").textContent = error.message;
+  }
+}
+
+function setNoiseSize(count) {
+  $("#noise-size").textContent = `(${count} shot${count === 1 ? "" : "s"})`;
+}
+
+async function pinShot(shotId, clusterId) {
+  try {
+    await api("/feedback/pin", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ member_kind: "shot", member_id: shotId, cluster_id: clusterId }),
+    });
+    document.querySelector(`.noise-shot[data-shot-id="${shotId}"]`)?.remove();
+    setNoiseSize(document.querySelectorAll(".noise-shot").length);
+    $("#cluster-status").textContent = `shot ${shotId} pinned to cluster ${clusterId}; it moves there at the next clustering`;
+  } catch (error) {
+    $("#cluster-status").textContent = error.message;
+  }
+}
+
+// -- views -----------------------------------------------------------------------------------------
+
+function showView(name) {
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${name}`; });
+  document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.view === name));
+  if (name === "clusters") loadClusters();
+}
+document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => showView(tab.dataset.view)));
+
+api("/health").then((h) => {
+  $("#health").textContent = `${h.counts.media} files · ${h.counts.frames} frames · ${h.counts.shots} shots · index ${h.index.state}`;
+  if (!h.counts.clusters) $("#tab-clusters").title = "no clusters yet";
+}).catch((error) => { $("#health").textContent = error.message; });
