@@ -301,7 +301,10 @@ def serve(warehouse_dir, host, port) -> None:
 
     warehouse = _existing(warehouse_dir)
     click.echo(f"serving {warehouse.root} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
-    run_server(warehouse, host=host, port=port)
+    try:
+        run_server(warehouse, host=host, port=port)
+    except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
+        click.echo("stopped")
 
 
 @main.group("clusters")

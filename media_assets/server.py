@@ -339,4 +339,5 @@ def _public_moments(moments: list[dict]) -> list[dict]:
 def serve(warehouse: Warehouse, host: str = "127.0.0.1", port: int = 8000) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(warehouse), host=host, port=port, log_level="info")
+    # no startup or shutdown hooks: without the lifespan task, Ctrl-C stops the server without a traceback
+    uvicorn.run(create_app(warehouse), host=host, port=port, log_level="info", lifespan="off")
