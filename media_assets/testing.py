@@ -54,11 +54,12 @@ def write_random_clip(folder: str | Path, *, size: str = "tiny", seed: int = 0) 
     folder.mkdir(parents=True, exist_ok=True)
     vocab_size = _write_tokenizer_files(folder)
     bos_id, eos_id = vocab_size - 2, vocab_size - 1
-    tokenizer = CLIPTokenizer(
-        vocab_file=str(folder / "vocab.json"),
-        merges_file=str(folder / "merges.txt"),
-        model_max_length=77,
-    )
+    # positional: transformers 5's CLIPTokenizer ignores vocab_file=/merges_file= keywords (it would keep
+    # only its two special tokens, and every text would get the same vector)
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    if len(tokenizer) != vocab_size or tokenizer.eos_token_id != eos_id:
+        raise RuntimeError(f"the tokenizer read {len(tokenizer)} tokens (eos {tokenizer.eos_token_id}), "
+                           f"expected {vocab_size} (eos {eos_id})")
     if size == "tiny":
         image_size = 64
         config = CLIPConfig(
@@ -76,7 +77,10 @@ def write_random_clip(folder: str | Path, *, size: str = "tiny", seed: int = 0) 
     else:  # ViT-B/32 as openai/clip-vit-base-patch32 (the text vocabulary is small; its shapes elsewhere are real)
         image_size = 224
         config = CLIPConfig(
-            text_config={"vocab_size": 49408, "max_position_embeddings": 77},
+            text_config={
+                "vocab_size": 49408, "max_position_embeddings": 77,
+                "bos_token_id": bos_id, "eos_token_id": eos_id, "pad_token_id": eos_id,
+            },
             vision_config={"image_size": 224, "patch_size": 32},
             projection_dim=512,
         )
