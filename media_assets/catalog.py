@@ -7,14 +7,14 @@ while people and the search client read, and nobody waits on DuckDB's one-writer
   file per media file, `<media_id>.parquet`; re-materializing a partition replaces exactly its file and
   deleting a media file removes it;
 - global (`clusters`, `cluster_members`): one file, `current.parquet`, replaced by the `clusters` asset;
-- append-only (`cluster_pins`, `cluster_names`): one new file per write by people, never rewritten; the
+- append-only (`feedback`, `cluster_names`): one new file per write by people, never rewritten; the
   latest row per member / cluster wins.
 
 `warehouse/catalog.duckdb` holds views over those folders (refreshed by `sync_catalog_file`), so a person can
 `duckdb warehouse/catalog.duckdb` and query them. The library reads through `open_catalog`, an in-memory
-DuckDB with the same views (plus the LanceDB vector tables when asked). Two views are more than a scan:
-`clusters` adds each cluster's current `name` (from `cluster_names`), and `current_pins` is the latest pin
-per member.
+DuckDB with the same views (plus the LanceDB vector tables when asked). Three views are more than a
+scan: `clusters` adds each cluster's current `name` (from `cluster_names`), `cluster_pins` is the move,
+merge and split rows of `feedback`, and `current_pins` the latest pin per member.
 
 Column reference (stable names; later issues add tables, not renames):
 
@@ -75,8 +75,15 @@ cluster_members: one row per shot and per face
     cluster the member sits in), similarity REAL (cosine to the centroid; for noise: to the nearest one),
     nearest_cluster_id BIGINT, is_noise BOOLEAN, pinned BOOLEAN, run_id
 
-cluster_pins (append-only): pin_id VARCHAR, member_kind, member_id, cluster_id (NULL: unpin), source, pinned_at
+feedback (append-only; see media_assets.feedback): feedback_id VARCHAR, seq BIGINT (write time, ns: the
+    order), kind VARCHAR ('move'|'merge'|'split'|'same'|'different'|'relevance'), member_kind VARCHAR
+    ('shot'|'face'|'frame'), member_id, other_member_id, cluster_id, other_cluster_id BIGINT, query VARCHAR,
+    relevant BOOLEAN, source VARCHAR, created_at TIMESTAMP
+cluster_pins (view): pin_id, seq, kind, member_kind, member_id, cluster_id (NULL: unpin), source, pinned_at
 cluster_names (append-only): naming_id VARCHAR, cluster_id, name (NULL: clear), source, named_at
+adapters (append-only; see media_assets.learning): version INT, status VARCHAR ('candidate'|'promoted'),
+    base_model_id, feedback_from_seq, feedback_through_seq BIGINT, feedback_rows INT, held_out_metric
+    DOUBLE (held-out mAP@10 of the candidate), decision VARCHAR (the gate's reason), path, run_id, recorded_at
 """
 
 from __future__ import annotations
@@ -254,14 +261,20 @@ CLUSTER_MEMBERS_SCHEMA = pa.schema(
     ]
 )
 
-CLUSTER_PINS_SCHEMA = pa.schema(
+FEEDBACK_SCHEMA = pa.schema(
     [
-        ("pin_id", pa.string()),
+        ("feedback_id", pa.string()),
+        ("seq", pa.int64()),
+        ("kind", pa.string()),
         ("member_kind", pa.string()),
         ("member_id", pa.int64()),
+        ("other_member_id", pa.int64()),
         ("cluster_id", pa.int64()),
+        ("other_cluster_id", pa.int64()),
+        ("query", pa.string()),
+        ("relevant", pa.bool_()),
         ("source", pa.string()),
-        ("pinned_at", pa.timestamp("us", tz="UTC")),
+        ("created_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 
@@ -272,6 +285,27 @@ CLUSTER_NAMES_SCHEMA = pa.schema(
         ("name", pa.string()),
         ("source", pa.string()),
         ("named_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+ADAPTERS_SCHEMA = pa.schema(
+    [
+        ("version", pa.int32()),
+        ("status", pa.string()),
+        ("base_model_id", pa.string()),
+        ("feedback_from_seq", pa.int64()),
+        ("feedback_through_seq", pa.int64()),
+        ("feedback_rows", pa.int32()),
+        ("held_out_metric_name", pa.string()),
+        ("held_out_metric", pa.float64()),
+        ("held_out_current", pa.float64()),
+        ("held_out_base", pa.float64()),
+        ("generic_retrieval", pa.float64()),
+        ("compared_with_version", pa.int32()),
+        ("decision", pa.string()),
+        ("path", pa.string()),
+        ("run_id", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 
@@ -292,8 +326,9 @@ GLOBAL_TABLES: dict[str, pa.Schema] = {
 }
 # Append-only tables people write to (one file per write, never rewritten): the latest row per key wins.
 APPEND_ONLY_TABLES: dict[str, pa.Schema] = {
-    "cluster_pins": CLUSTER_PINS_SCHEMA,
+    "feedback": FEEDBACK_SCHEMA,
     "cluster_names": CLUSTER_NAMES_SCHEMA,
+    "adapters": ADAPTERS_SCHEMA,
 }
 TABLES: dict[str, pa.Schema] = PARTITIONED_TABLES | GLOBAL_TABLES | APPEND_ONLY_TABLES
 GLOBAL_FILE = "current.parquet"
@@ -410,10 +445,13 @@ _DERIVED_VIEWS = {
         FROM {scan('clusters')} c
         LEFT JOIN (SELECT cluster_id, arg_max_null(name, named_at) AS name FROM cluster_names GROUP BY cluster_id) n
         USING (cluster_id)""",
+    "cluster_pins": lambda scan: """
+        SELECT feedback_id AS pin_id, seq, kind, member_kind, member_id, cluster_id, source, created_at AS pinned_at
+        FROM feedback WHERE kind IN ('move', 'merge', 'split')""",
     "current_pins": lambda scan: """
-        SELECT member_kind, member_id, arg_max_null(cluster_id, pinned_at) AS cluster_id, max(pinned_at) AS pinned_at
+        SELECT member_kind, member_id, arg_max_null(cluster_id, seq) AS cluster_id, max(pinned_at) AS pinned_at
         FROM cluster_pins GROUP BY member_kind, member_id
-        HAVING arg_max_null(cluster_id, pinned_at) IS NOT NULL""",
+        HAVING arg_max_null(cluster_id, seq) IS NOT NULL""",
 }
 
 

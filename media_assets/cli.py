@@ -268,7 +268,7 @@ def _print_status(warehouse: Warehouse) -> None:
     click.echo(f"  media          {counts['media']:>8}  ({counts['videos']} videos, {counts['images']} images)")
     click.echo(f"  frames         {counts['frames']:>8}  ({counts['duplicates']} near-duplicates, {counts['undecodable']} undecodable skipped)")
     click.echo(f"  frame_vectors  {store.count():>8}  (model: {', '.join(store.model_ids()) or 'none'})")
-    index, state = IndexReader(warehouse, store).get()
+    index, state = IndexReader(warehouse).get()
     click.echo(f"  hnsw index     {len(index) if index is not None else '-':>8}  ({state})")
     click.echo(f"  shots          {counts['shots']:>8}  ({counts['static_shots']} static, {counts['shots'] - counts['static_shots']} dynamic; {counts['keyframes']} keyframes)")
     click.echo(f"  faces          {counts['faces']:>8}")
@@ -378,6 +378,67 @@ def clusters_update(warehouse_dir) -> None:
     from .defs.runner import recluster
 
     click.echo(f"clusters: {recluster(_existing(warehouse_dir))}")
+
+
+@main.command("learn")
+@warehouse_option
+@_friendly_errors
+def learn(warehouse_dir) -> None:
+    """Learn from the feedback now (the learn_from_feedback job the feedback sensor requests): train a
+    candidate adapter, let the gate decide, and when promoted refresh the vectors, index and clusters."""
+    from .defs.runner import learn_now
+
+    for line in learn_now(_existing(warehouse_dir)):
+        click.echo(line)
+
+
+@main.group("adapter")
+def adapter_group() -> None:
+    """Embedding adapter versions learned from feedback: list them, roll back."""
+
+
+@adapter_group.command("list")
+@warehouse_option
+@_friendly_errors
+def adapter_list(warehouse_dir) -> None:
+    """Every adapter version, what the promotion gate said, and which one is current."""
+    from . import catalog
+    from .learning import current_version
+
+    warehouse = _existing(warehouse_dir)
+    rows = catalog.query(
+        warehouse,
+        "SELECT version, status, feedback_rows, held_out_metric_name, held_out_metric, held_out_base, decision, recorded_at "
+        "FROM adapters ORDER BY recorded_at",
+    ).to_pylist()
+    click.echo(f"current adapter version: {current_version(warehouse)} (0: none)")
+    for r in rows:
+        metric = "-"
+        if r["held_out_metric"] is not None:
+            base = f" (base {r['held_out_base']:.3f})" if r["held_out_base"] is not None else ""
+            metric = f"held-out {r['held_out_metric_name']} {r['held_out_metric']:.3f}{base}"
+        when = r["recorded_at"].strftime("%Y-%m-%d %H:%M")
+        click.echo(f"  v{r['version']:<4} {r['status']:<9} {when}  feedback rows {r['feedback_rows'] or 0:>5}  {metric}")
+        if r["decision"]:
+            click.echo(f"        {r['decision']}")
+
+
+@adapter_group.command("rollback")
+@warehouse_option
+@click.argument("version", type=int, required=False)
+@_friendly_errors
+def adapter_rollback(warehouse_dir, version) -> None:
+    """Make the previous adapter current again (or VERSION; 0 = none), then re-derive the adapted vectors,
+    the index and the clusters."""
+    from .defs.runner import refresh_after_adapter_change
+    from .learning import LearningError, rollback
+
+    warehouse = _existing(warehouse_dir)
+    try:
+        now = rollback(warehouse, version)
+    except LearningError as exc:
+        raise ValueError(str(exc)) from exc
+    click.echo(f"adapter version {now} is current; {refresh_after_adapter_change(warehouse)}")
 
 
 @main.command("make-test-model")

@@ -16,6 +16,16 @@ from .defs.film_assets import (
     shots,
 )
 from .defs.index_assets import hnsw_index, hnsw_recall, index_automation, index_job
+from .defs.learning_assets import (
+    adapted_vectors,
+    adapted_vectors_automation,
+    adapter_improves_held_out,
+    embedding_adapter,
+    feedback_sensor,
+    learning_job,
+    promoted_adapter,
+    refresh_job,
+)
 from .defs.resources import ClipEncoderResource, WarehouseResource
 from .defs.sensors import ingest_job, media_sensor
 
@@ -33,10 +43,13 @@ def build_definitions(
 ) -> Definitions:
     """Definitions over one warehouse; empty arguments fall back to the environment and defaults."""
     return Definitions(
-        assets=[frames, frame_embeddings, hnsw_index, shots, faces, clusters],
-        asset_checks=[every_kept_frame_has_a_vector, hnsw_recall, every_shot_in_one_scene, every_face_in_a_shot, cluster_ids_stable],
-        jobs=[ingest_job, index_job, clusters_job],
-        sensors=[media_sensor, index_automation, clusters_automation],
+        assets=[frames, frame_embeddings, hnsw_index, shots, faces, clusters, embedding_adapter, promoted_adapter, adapted_vectors],
+        asset_checks=[
+            every_kept_frame_has_a_vector, hnsw_recall, every_shot_in_one_scene, every_face_in_a_shot, cluster_ids_stable,
+            adapter_improves_held_out,
+        ],
+        jobs=[ingest_job, index_job, clusters_job, learning_job, refresh_job],
+        sensors=[media_sensor, index_automation, clusters_automation, feedback_sensor, adapted_vectors_automation],
         executor=executor,
         resources={
             "warehouse": WarehouseResource(root=warehouse, media_root=media_root),

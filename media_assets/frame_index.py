@@ -57,6 +57,8 @@ class Manifest:
     live_count: int
     updated_at: str
     version: int = MANIFEST_VERSION
+    vectors_table: str = "frame_vectors"  # or adapted_frame_vectors, when an adapter is current
+    adapter_version: int = 0
 
     @classmethod
     def read(cls, path: Path) -> "Manifest | None":
@@ -122,7 +124,11 @@ def update_frame_index(warehouse: Warehouse, params: IndexParams = IndexParams()
     """Bring `index/frames.hnsw` in step with the frame vectors (see the module docstring)."""
     started = time.perf_counter()
     warehouse.index_dir.mkdir(parents=True, exist_ok=True)
-    snapshot = _snapshot(VectorStore(warehouse))
+    from .learning import current_version, serving_store
+
+    store = serving_store(warehouse)
+    adapter_version = current_version(warehouse) if store.name != "frame_vectors" else 0
+    snapshot = _snapshot(store)
     if snapshot is None or not len(snapshot[1]):
         raise ValueError("there are no frame vectors to index yet; materialize frame_embeddings first")
     version, frame_ids, media_ids, run_ids, vectors, models = snapshot
@@ -139,6 +145,9 @@ def update_frame_index(warehouse: Warehouse, params: IndexParams = IndexParams()
     index, reason = None, ""
     if manifest is None:
         reason = "no index yet" if not index_path(warehouse).exists() else "manifest missing or unreadable"
+    elif manifest.vectors_table != store.name or manifest.adapter_version != adapter_version:
+        reason = (f"the vectors to index are now {store.name} (adapter version {adapter_version}), the index holds "
+                  f"{manifest.vectors_table} (adapter version {manifest.adapter_version})")
     elif manifest.model_id != model_id or manifest.dim != dim:
         reason = f"the vectors now come from {model_id} ({dim}-d), the index from {manifest.model_id} ({manifest.dim}-d)"
     elif manifest.params != asdict(params):
@@ -192,6 +201,8 @@ def update_frame_index(warehouse: Warehouse, params: IndexParams = IndexParams()
         node_count=int(index.ids.shape[0]),
         live_count=len(index),
         updated_at=datetime.now(timezone.utc).isoformat(),
+        vectors_table=store.name,
+        adapter_version=adapter_version,
     ).write(manifest_path(warehouse))
     report.node_count, report.live_count = int(index.ids.shape[0]), len(index)
     report.memory_bytes = index.memory_bytes()
@@ -207,7 +218,7 @@ def measure_recall(warehouse: Warehouse, *, k: int = 10, sample: int = 200, ef: 
     if manifest is None:
         raise ValueError("no frame index to check")
     index = HNSWIndex.load(index_path(warehouse), expected_dim=manifest.dim, expected_model_id=manifest.model_id)
-    frame_ids, _, vectors = VectorStore(warehouse).load_all()
+    frame_ids, _, vectors = VectorStore(warehouse, manifest.vectors_table).load_all()
     rng = np.random.default_rng(seed)
     queries = vectors[rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)]
     k_eff = min(k, len(vectors))
@@ -233,9 +244,8 @@ class IndexReader:
     """Hands the search client the index when it is present and current, else None with the reason.
     Thread-safe; re-reads the files only when the manifest changes."""
 
-    def __init__(self, warehouse: Warehouse, store: VectorStore, check_interval_s: float = 1.0):
+    def __init__(self, warehouse: Warehouse, check_interval_s: float = 1.0):
         self.warehouse = warehouse
-        self.store = store
         self.check_interval_s = check_interval_s
         self._lock = threading.Lock()
         self._index: HNSWIndex | None = None
@@ -273,8 +283,19 @@ class IndexReader:
             self._manifest_stamp = stamp
         if self._manifest is None or self._index is None:
             return None, "the frame index manifest is unreadable"
-        table = self.store.table()
+        from .learning import current_version
+
+        adapter_version = current_version(self.warehouse)
+        if self._manifest.adapter_version != adapter_version:
+            return None, (f"the frame index is stale (built with adapter version {self._manifest.adapter_version}, "
+                          f"now {adapter_version})")
+        table = VectorStore(self.warehouse, self._manifest.vectors_table).table()
         latest = None if table is None else int(table.version)
         if latest != self._manifest.vectors_version:
             return None, f"the frame index is stale (built from vectors version {self._manifest.vectors_version}, now {latest})"
         return self._index, "current"
+
+    @property
+    def vectors_table(self) -> str | None:
+        """The table the current index was built from."""
+        return None if self._manifest is None else self._manifest.vectors_table

@@ -4,9 +4,10 @@
 rows, the clusters and members the last run wrote, and the current pins; `clustering.cluster_library`
 does the clustering; the result replaces the global `clusters` and `cluster_members` tables.
 
-People annotate through `pin_member` (this shot or face belongs to that cluster; `None` unpins) and
-`name_cluster`. Both append one row to an append-only table (`cluster_pins`, `cluster_names`), so
-concurrent writers lose nothing and the history stays; the latest row per member / cluster wins. Names
+People annotate through `pin_member` (this shot or face belongs to that cluster; `None` unpins: a `move`
+row of the `feedback` table, see `feedback`) and `name_cluster` (a `cluster_names` row). Both tables are
+append-only, so concurrent writers lose nothing and the history stays; the latest row per member /
+cluster wins. Names
 are joined into the `clusters` view at query time (they show at once and survive re-clustering, since ids
 are stable); pins take effect at the next clustering.
 
@@ -24,16 +25,16 @@ import numpy as np
 
 from . import catalog
 from .clustering import ClusterResult, Member, cluster_library, previous_from_rows
+from .feedback import FeedbackError, cluster_level, record_move
 from .previews import contact_sheet, markdown_image
-from .vectors import FACE_VECTORS, SHOT_VECTORS, VectorStore
+from .vectors import FACE_VECTORS, SHOT_VECTORS
 from .warehouse import Warehouse
 
-MEMBER_LEVELS = {"shot": "scene", "face": "character"}
 MAX_NAME_LENGTH = 200
 
 
-class ClusterAnnotationError(ValueError):
-    """A pin or a name that cannot be recorded (unknown member or cluster, wrong level, bad name)."""
+# A pin or a name that cannot be recorded (unknown member or cluster, wrong level, bad name).
+ClusterAnnotationError = FeedbackError
 
 
 @dataclass
@@ -62,7 +63,10 @@ class ClusterReport:
 
 
 def _vectors_by_id(warehouse: Warehouse, table: str) -> dict[int, np.ndarray]:
-    ids, _, vectors = VectorStore(warehouse, table).load_all()
+    """Vectors by id from the table served now: adapted ones when an embedding adapter is current."""
+    from .learning import serving_store
+
+    ids, _, vectors = serving_store(warehouse, table).load_all()
     return {int(i): vectors[k] for k, i in enumerate(ids.tolist())}
 
 
@@ -94,12 +98,13 @@ def current_pins(warehouse: Warehouse) -> dict[tuple[str, int], int]:
     return {(r["member_kind"], r["member_id"]): r["cluster_id"] for r in rows}
 
 
-def _issued_ids(warehouse: Warehouse) -> int:
+def issued_cluster_ids(warehouse: Warehouse) -> int:
     """The highest cluster id ever issued or referred to (ids are never reused)."""
     row = catalog.query(
         warehouse,
         """SELECT greatest(
                coalesce((SELECT max(cluster_id) FROM clusters), 0),
+               coalesce((SELECT max(max_id_issued) FROM clusters), 0),
                coalesce((SELECT max(cluster_id) FROM cluster_names), 0),
                coalesce((SELECT max(cluster_id) FROM cluster_pins), 0)) AS max_id""",
     ).to_pylist()[0]
@@ -110,7 +115,7 @@ def _previous(warehouse: Warehouse):
     previous = previous_from_rows(
         catalog.read_table(warehouse, "clusters").to_pylist(), catalog.read_table(warehouse, "cluster_members").to_pylist()
     )
-    previous_max = max(previous.max_id, _issued_ids(warehouse))
+    previous_max = max(previous.max_id, issued_cluster_ids(warehouse))
     return type(previous)(previous.members, previous.levels, previous.parents, previous_max)
 
 
@@ -184,36 +189,14 @@ def cluster_overview_markdown(warehouse: Warehouse, report: ClusterReport, *, ma
 
 def pin_member(warehouse: Warehouse, member_kind: str, member_id: int, cluster_id: int | None, *, source: str = "python") -> dict:
     """Pin a shot (to a scene cluster) or a face (to a character cluster); `cluster_id=None` removes the
-    pin. Takes effect at the next clustering. Returns the row written."""
-    if member_kind not in MEMBER_LEVELS:
-        raise ClusterAnnotationError(f"member_kind must be one of {', '.join(MEMBER_LEVELS)}, got {member_kind!r}")
-    member_id = _as_id(member_id, "member_id")
-    table, column = ("shots", "shot_id") if member_kind == "shot" else ("faces", "face_id")
-    if not catalog.query(warehouse, f"SELECT 1 FROM {table} WHERE {column} = ?", [member_id]).num_rows:
-        raise ClusterAnnotationError(f"there is no {member_kind} with id {member_id}")
-    if cluster_id is not None:
-        cluster_id = _as_id(cluster_id, "cluster_id")
-        level = _cluster_level(warehouse, cluster_id)
-        if level != MEMBER_LEVELS[member_kind]:
-            raise ClusterAnnotationError(
-                f"cluster {cluster_id} is a {level} cluster; a {member_kind} can only be pinned to a {MEMBER_LEVELS[member_kind]} cluster"
-            )
-    row = {
-        "pin_id": uuid.uuid4().hex,
-        "member_kind": member_kind,
-        "member_id": member_id,
-        "cluster_id": cluster_id,
-        "source": source,
-        "pinned_at": datetime.now(timezone.utc),
-    }
-    catalog.append_rows(warehouse, "cluster_pins", [row])
-    return row
+    pin. Recorded as a `move` feedback row; takes effect at the next clustering. Returns the row."""
+    return record_move(warehouse, member_kind, member_id, cluster_id, source=source)
 
 
 def name_cluster(warehouse: Warehouse, cluster_id: int, name: str | None, *, source: str = "python") -> dict:
     """Give a cluster a name (`None` or "" clears it). Shows in the `clusters` view at once."""
     cluster_id = _as_id(cluster_id, "cluster_id")
-    _cluster_level(warehouse, cluster_id)
+    cluster_level(warehouse, cluster_id)
     if name is not None and not isinstance(name, str):
         raise ClusterAnnotationError(f"a cluster name must be a string, got {type(name).__name__}")
     name = (name or "").strip() or None
@@ -228,13 +211,6 @@ def _as_id(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ClusterAnnotationError(f"{what} must be an integer, got {value!r}")
     return int(value)
-
-
-def _cluster_level(warehouse: Warehouse, cluster_id: int) -> str:
-    rows = catalog.query(warehouse, "SELECT level FROM clusters WHERE cluster_id = ?", [cluster_id]).to_pylist()
-    if not rows:
-        raise ClusterAnnotationError(f"there is no cluster with id {cluster_id} (materialize clusters first, or check the id)")
-    return rows[0]["level"]
 
 
 # -- checks ---------------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -51,7 +52,7 @@ from collections import OrderedDict
 
 from . import catalog
 from .decoding import MediaReadError, load_image
-from .encoders import ClipEncoder
+from .encoders import ClipEncoder, check_text_quantization, default_text_quantization
 from .frame_index import IndexReader
 from .frame_lookup import FrameLookup, FrameTable
 from .query_terms import QueryExpressionError, QueryTerm, parse_expression
@@ -271,13 +272,20 @@ def cosine_to_similarity(cosine: np.ndarray | float) -> np.ndarray | float:
 
 class SearchClient:
     """Search one warehouse. `model` overrides the CLIP model used for queries (it must be the one the
-    vectors were made with); by default that model is read from the vector store."""
+    vectors were made with); by default that model is read from the vector store. `text_quantization`
+    ('none' or 'int8', default $MEDIA_ASSETS_TEXT_QUANTIZATION, else 'none') is passed to
+    `ClipEncoder.load`: 'int8' encodes text queries with a dynamically quantised text tower on the CPU."""
 
-    def __init__(self, warehouse: str | Path | Warehouse | None = None, *, model: str | None = None, device: str = "auto"):
+    def __init__(
+        self, warehouse: str | Path | Warehouse | None = None, *, model: str | None = None, device: str = "auto",
+        text_quantization: str | None = None,
+    ):
+        self._text_quantization = (
+            default_text_quantization() if text_quantization is None else check_text_quantization(text_quantization)
+        )
         self.warehouse = warehouse if isinstance(warehouse, Warehouse) else Warehouse.at(warehouse)
         self.vectors = VectorStore(self.warehouse)
-        self.shot_vectors = VectorStore(self.warehouse, SHOT_VECTORS)
-        self.index = IndexReader(self.warehouse, self.vectors)
+        self.index = IndexReader(self.warehouse)
         self.frames = FrameLookup(self.warehouse)
         self._fallback_reason: str | None = None
         self._model = model
@@ -286,6 +294,18 @@ class SearchClient:
         self._encoder_lock = threading.Lock()
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._text_cache_lock = threading.Lock()
+        self._serving_lock = threading.Lock()
+        self._serving_checked = -float("inf")
+        self._serving_key: tuple[str, int] | None = None
+        self._serving_state: tuple[VectorStore, object | None] = (self.vectors, None)
+        self._stores: dict[str, VectorStore] = {self.vectors.name: self.vectors}
+
+    @property
+    def feedback(self):
+        """Record what a person says about results and clusters (`feedback.FeedbackWriter`)."""
+        from .feedback import FeedbackWriter
+
+        return FeedbackWriter(self.warehouse, source="python")
 
     # -- frames -------------------------------------------------------------------------------------
 
@@ -306,7 +326,8 @@ class SearchClient:
         return self._search(vector, k, offset, filters, exclude={int(frame_id), lookup_id})
 
     def search_vector(self, vector: np.ndarray, k: int = 10, *, offset: int = 0, filters: SearchFilter | None = None) -> SearchResults:
-        """Frames nearest a query vector you made yourself (normalised here)."""
+        """Frames nearest a query vector you made yourself with the base model (normalised here; the adapter
+        in service, if any, is applied as to text and image queries)."""
         return self._search(self.query_vector(np.asarray(vector, dtype=np.float32)), k, offset, filters)
 
     def search_expression(
@@ -467,9 +488,13 @@ class SearchClient:
         table = self.frames.get()
         if media_id not in table.media:
             raise UnknownIdError(f"unknown media id {media_id}")
-        basis, ids, owners, vectors = "shots", *self.shot_vectors.load_all()
+        from .learning import serving_store
+
+        shot_store = serving_store(self.warehouse, SHOT_VECTORS)
+        shot_store = self._stores.setdefault(shot_store.name, shot_store)
+        basis, ids, owners, vectors = "shots", *shot_store.load_all()
         if not np.any(owners == media_id):
-            basis, (ids, owners, vectors) = "frames", self.vectors.load_all()
+            basis, (ids, owners, vectors) = "frames", self._serving()[0].load_all()
         mine = owners == media_id
         if not mine.any():
             raise UnknownIdError(f"media {media_id} has no vectors yet (it is not embedded)")
@@ -528,14 +553,14 @@ class SearchClient:
             cached = self._text_cache.get(query)
             if cached is not None:
                 self._text_cache.move_to_end(query)
-                return cached
-        vector = self.encoder.encode_text([query])[0]
-        vector.flags.writeable = False
-        with self._text_cache_lock:
-            self._text_cache[query] = vector
-            while len(self._text_cache) > TEXT_CACHE_SIZE:
-                self._text_cache.popitem(last=False)
-        return vector
+        if cached is None:
+            cached = self.encoder.encode_text([query])[0]
+            cached.flags.writeable = False
+            with self._text_cache_lock:
+                self._text_cache[query] = cached
+                while len(self._text_cache) > TEXT_CACHE_SIZE:
+                    self._text_cache.popitem(last=False)
+        return self._adapt(cached)
 
     def image_vector(self, image: str | Path | np.ndarray) -> np.ndarray:
         if isinstance(image, np.ndarray):
@@ -549,7 +574,7 @@ class SearchClient:
                 pixels = load_image(Path(image))
             except MediaReadError as exc:
                 raise SearchError(f"cannot use {image} as a query image: {exc.reason}") from exc
-        return self.encoder.encode_images([pixels])[0]
+        return self._adapt(self.encoder.encode_images([pixels])[0])
 
     def expression_vector(self, expression: str | Sequence[QueryTerm], *, allow_files: bool = True) -> np.ndarray:
         try:
@@ -574,14 +599,15 @@ class SearchClient:
 
     def query_vector(self, query) -> np.ndarray:
         """The unit vector of a query: text (str), an image (a Path, or a BGR uint8 array), terms (a list
-        of QueryTerm), or a vector (a 1-d float array)."""
+        of QueryTerm), or a vector of the base model (a 1-d float array). With a promoted embedding adapter
+        the vector is in the adapted space, as the vectors searched are."""
         if isinstance(query, str):
             return self.text_vector(query)
         if isinstance(query, np.ndarray) and query.ndim == 1 and query.dtype.kind == "f":
             norm = float(np.linalg.norm(query))
             if not np.isfinite(query).all() or norm == 0:
                 raise SearchError("a query vector must be finite and non-zero")
-            return (query / norm).astype(np.float32)
+            return self._adapt((query / norm).astype(np.float32))
         if isinstance(query, (Path, np.ndarray)):
             return self.image_vector(query)
         if isinstance(query, (list, tuple)) and query and all(isinstance(t, QueryTerm) for t in query):
@@ -600,8 +626,29 @@ class SearchClient:
                 model = self._model or (stored[0] if stored else None)
                 if self._model and stored and stored[0] != self._model:
                     raise SearchError(f"the vectors were made with {stored[0]!r}, not {self._model!r}")
-                self._encoder = ClipEncoder.load(model, device=self._device)
+                self._encoder = ClipEncoder.load(model, device=self._device, text_quantization=self._text_quantization)
             return self._encoder
+
+    def _serving(self) -> tuple[VectorStore, object | None]:
+        """The frame vectors searched now and the adapter their queries need: with a promoted embedding
+        adapter, its adapted vectors (once written) and the adapter; else the base vectors and None.
+        Checked at most once a second."""
+        with self._serving_lock:
+            now = time.monotonic()
+            if now - self._serving_checked >= 1.0:
+                self._serving_checked = now
+                from .learning import current_version, load_adapter, serving_store
+
+                store = serving_store(self.warehouse)
+                version = current_version(self.warehouse) if store.name != self.vectors.name else 0
+                if (store.name, version) != self._serving_key:
+                    self._serving_key = (store.name, version)
+                    self._serving_state = (self._stores.setdefault(store.name, store), load_adapter(self.warehouse, version))
+            return self._serving_state
+
+    def _adapt(self, vector: np.ndarray) -> np.ndarray:
+        adapter = self._serving()[1]
+        return vector if adapter is None else adapter.apply(vector[None, :])[0]
 
     def _stored_frame_vector(self, frame_id) -> tuple[np.ndarray, int]:
         frame_id = _check_id(frame_id, "frame id")
@@ -620,7 +667,7 @@ class SearchClient:
 
     def _vectors_of(self, frame_ids: np.ndarray, *, missing_ok: bool = False) -> np.ndarray:
         """Stored vectors of these frame ids, in order (NaN rows for ids without a vector if missing_ok)."""
-        ids, _, vectors = self.vectors.load_all()
+        ids, _, vectors = self._serving()[0].load_all()
         frame_ids = np.asarray(frame_ids, dtype=np.int64)
         if not len(ids):
             if missing_ok:
@@ -701,7 +748,7 @@ class SearchClient:
         return self._exact_rank(query, count, allowed, exclude)
 
     def _exact_rank(self, query: np.ndarray, count: int, allowed: np.ndarray | None, exclude: set[int]) -> list[tuple[int, float]]:
-        frame_ids, _, vectors = self.vectors.load_all()
+        frame_ids, _, vectors = self._serving()[0].load_all()
         if not len(frame_ids):
             return []
         if vectors.shape[1] != query.shape[0]:

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from . import catalog
-from .library_clusters import ClusterAnnotationError, pin_member
+from .feedback import FeedbackError, feedback_rows, record_merge, record_move, record_pair, record_relevance, record_split
 from .playback import PlaybackError, browser_can_play, playable_path
 from .search import (
     MAX_K,
@@ -52,10 +52,34 @@ END = Annotated[float | None, Query(ge=0, description="Only frames at or before 
 CLUSTER = Annotated[int | None, Query(description="Only frames of this cluster's shots")]
 
 
-class PinRequest(BaseModel):
+class MoveRequest(BaseModel):
     member_kind: str = Field(description="'shot' or 'face'")
     member_id: int
-    cluster_id: int | None = Field(description="The cluster to pin to; null removes the pin")
+    cluster_id: int | None = Field(description="The cluster it belongs to; null takes a pin back")
+
+
+class MergeRequest(BaseModel):
+    into_cluster_id: int
+    from_cluster_id: int
+
+
+class SplitRequest(BaseModel):
+    cluster_id: int
+    member_kind: str = Field(description="'shot' (scene clusters) or 'face' (character clusters)")
+    member_ids: list[int] = Field(min_length=1, max_length=10_000)
+
+
+class PairRequest(BaseModel):
+    member_kind: str = Field(description="'shot', 'face' or 'frame'")
+    member_id: int
+    other_member_id: int
+    same: bool
+
+
+class RelevanceRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=2000)
+    frame_id: int
+    relevant: bool
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -84,8 +108,8 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
     def bad_search(_: Request, exc: SearchError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    @app.exception_handler(ClusterAnnotationError)
-    def bad_annotation(_: Request, exc: ClusterAnnotationError):
+    @app.exception_handler(FeedbackError)
+    def bad_feedback(_: Request, exc: FeedbackError):
         status = 404 if str(exc).startswith("there is no") else 422
         return JSONResponse({"detail": str(exc)}, status_code=status)
 
@@ -293,12 +317,43 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
         ).to_pylist()
         return rows[0] | {"clustered_at": str(rows[0]["clustered_at"]), "members": members}
 
-    @app.post("/feedback/pin", status_code=201)
-    def pin(request: PinRequest):
-        """A person puts a shot into a scene cluster (or a face into a character cluster): recorded as a
-        pin, applied at the next clustering. `cluster_id: null` removes the pin."""
-        row = pin_member(warehouse, request.member_kind, request.member_id, request.cluster_id, source="api")
-        return row | {"pinned_at": row["pinned_at"].isoformat()}
+    @app.post("/feedback/move", status_code=201)
+    def move(request: MoveRequest):
+        """A person puts a shot into a scene cluster (or a face into a character cluster), e.g. dragging it
+        out of the noise bucket: a `move` feedback row, honoured as a pin at the next clustering.
+        `cluster_id: null` takes the pin back."""
+        return _public_row(record_move(warehouse, request.member_kind, request.member_id, request.cluster_id, source="api"))
+
+    @app.post("/feedback/merge", status_code=201)
+    def merge(request: MergeRequest):
+        """Cluster `from_cluster_id` is really `into_cluster_id`: one row (and pin) per member it has."""
+        rows = record_merge(warehouse, request.into_cluster_id, request.from_cluster_id, source="api")
+        return {"rows": [_public_row(r) for r in rows]}
+
+    @app.post("/feedback/split", status_code=201)
+    def split(request: SplitRequest):
+        """These members of a cluster form a cluster of their own (a new id)."""
+        new_id, rows = record_split(warehouse, request.cluster_id, request.member_kind, request.member_ids, source="api")
+        return {"cluster_id": new_id, "rows": [_public_row(r) for r in rows]}
+
+    @app.post("/feedback/pair", status_code=201)
+    def pair(request: PairRequest):
+        """Two shots, faces or frames show the same scene or person (`same: true`), or not."""
+        return _public_row(
+            record_pair(warehouse, request.member_kind, request.member_id, request.other_member_id, same=request.same, source="api")
+        )
+
+    @app.post("/feedback/relevance", status_code=201)
+    def relevance(request: RelevanceRequest):
+        """Frame `frame_id` is (or is not) a good result for `query`."""
+        return _public_row(record_relevance(warehouse, request.query, request.frame_id, relevant=request.relevant, source="api"))
+
+    @app.get("/feedback")
+    def feedback_list(after_seq: Annotated[int | None, Query(description="Only rows written after this seq")] = None,
+                      limit: Annotated[int, Query(ge=1, le=10_000)] = 1000):
+        """Feedback rows in the order they were written."""
+        rows = feedback_rows(warehouse, after_seq=after_seq).slice(0, limit).to_pylist()
+        return {"rows": [_public_row(r) for r in rows]}
 
     return app
 
@@ -326,6 +381,10 @@ def _public_hits(hits: list[dict]) -> list[dict]:
         | {"thumbnail_url": f"/frame/{hit['frame_id']}", "video_url": f"/video/{hit['media_id']}"}
         for hit in hits
     ]
+
+
+def _public_row(row: dict) -> dict:
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
 
 def _public_moments(moments: list[dict]) -> list[dict]:

@@ -33,22 +33,25 @@ SHOT_VECTORS = "shot_vectors"
 FACE_VECTORS = "face_vectors"
 # table -> its id column (the catalog row the vector belongs to)
 ID_COLUMNS = {FRAME_VECTORS: "frame_id", SHOT_VECTORS: "shot_id", FACE_VECTORS: "face_id"}
+# the same vectors passed through the current embedding adapter (see `learning`), with its version
+ADAPTED_ID_COLUMNS = {"adapted_frame_vectors": "frame_id", "adapted_shot_vectors": "shot_id", "adapted_face_vectors": "face_id"}
 
 # Errors Lance raises when a concurrent commit or a table creation raced ours; worth retrying.
 _RETRYABLE = (OSError, RuntimeError, ValueError)
 
 
 def vectors_schema(dim: int, table: str = FRAME_VECTORS) -> pa.Schema:
-    return pa.schema(
-        [
-            (ID_COLUMNS[table], pa.int64()),
-            ("media_id", pa.int64()),
-            ("vector", pa.list_(pa.float32(), dim)),
-            ("model_id", pa.string()),
-            ("run_id", pa.string()),
-            ("embedded_at", pa.timestamp("us", tz="UTC")),
-        ]
-    )
+    fields = [
+        ((ID_COLUMNS | ADAPTED_ID_COLUMNS)[table], pa.int64()),
+        ("media_id", pa.int64()),
+        ("vector", pa.list_(pa.float32(), dim)),
+        ("model_id", pa.string()),
+        ("run_id", pa.string()),
+        ("embedded_at", pa.timestamp("us", tz="UTC")),
+    ]
+    if table in ADAPTED_ID_COLUMNS:
+        fields.append(("adapter_version", pa.int32()))
+    return pa.schema(fields)
 
 
 def vector_matrix(table: pa.Table, column: str = "vector") -> np.ndarray:
@@ -71,11 +74,12 @@ class VectorStore:
     lazily."""
 
     def __init__(self, warehouse: Warehouse, table: str = FRAME_VECTORS):
-        if table not in ID_COLUMNS:
-            raise ValueError(f"unknown vector table {table!r}; known: {', '.join(ID_COLUMNS)}")
+        columns = ID_COLUMNS | ADAPTED_ID_COLUMNS
+        if table not in columns:
+            raise ValueError(f"unknown vector table {table!r}; known: {', '.join(columns)}")
         self.warehouse = warehouse
         self.name = table
-        self.id_column = ID_COLUMNS[table]
+        self.id_column = columns[table]
         self._db = None
         self._lock = threading.Lock()
         self._cache: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -155,6 +159,32 @@ class VectorStore:
 
         retry(commit, _RETRYABLE, what=f"write {self.name} of media {media_id}", timeout_s=120)
         return len(data)
+
+    def replace_all(self, base: pa.Table, vectors: np.ndarray, *, adapter_version: int, run_id: str = "") -> int:
+        """Make this (adapted) table exactly `base`'s rows with `vectors` instead of theirs, recording the
+        adapter version that made them; one new table version, written in full."""
+        if self.name not in ADAPTED_ID_COLUMNS:
+            raise ValueError(f"{self.name} is not an adapted table")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dim = vectors.shape[1]
+        data = pa.table(
+            {
+                self.id_column: base[self.id_column],
+                "media_id": base["media_id"],
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
+                "model_id": base["model_id"],
+                "run_id": pa.array([run_id] * base.num_rows, pa.string()),
+                "embedded_at": pa.array([datetime.now(timezone.utc)] * base.num_rows, pa.timestamp("us", tz="UTC")),
+                "adapter_version": pa.array([adapter_version] * base.num_rows, pa.int32()),
+            },
+            schema=vectors_schema(dim, self.name),
+        )
+        retry(lambda: self.db.create_table(self.name, data=data, mode="overwrite"), _RETRYABLE, what=f"write {self.name}")
+        return data.num_rows
+
+    def drop(self) -> None:
+        if self._table() is not None:
+            retry(lambda: self.db.drop_table(self.name), _RETRYABLE, what=f"drop {self.name}")
 
     def delete_media(self, media_id: int) -> None:
         table = self._table()

@@ -191,10 +191,11 @@ def test_definitions_load_as_dagster_dev_loads_them():
 
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
-        "frames", "frame_embeddings", "hnsw_index", "shots", "faces", "clusters"
+        "frames", "frame_embeddings", "hnsw_index", "shots", "faces", "clusters",
+        "embedding_adapter", "promoted_adapter", "adapted_vectors",
     }
-    for sensor in ("media_sensor", "index_automation", "clusters_automation"):
+    for sensor in ("media_sensor", "index_automation", "clusters_automation", "feedback_sensor", "adapted_vectors_automation"):
         assert repo.get_sensor_def(sensor) is not None
-    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_media", "index_frames", "cluster_library"}
+    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_media", "index_frames", "cluster_library", "learn_from_feedback", "refresh_adapted"}
     assert defs.resolve_assets_def("frame_embeddings").op.pool == "gpu"
     assert defs.resolve_assets_def("faces").op.pool == "gpu"

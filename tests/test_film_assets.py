@@ -229,12 +229,12 @@ def test_bad_annotations_are_refused_with_a_reason(library):
     scene = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' LIMIT 1").to_pylist()[0]["cluster_id"]
     face = catalog.query(warehouse, "SELECT face_id FROM faces LIMIT 1").to_pylist()[0]["face_id"]
     shot = shot_id_for(media_id_for("a.mp4"), 0)
-    pins_before = catalog.read_table(warehouse, "cluster_pins").num_rows
+    pins_before = catalog.read_table(warehouse, "feedback").num_rows
     with pytest.raises(ClusterAnnotationError, match="no shot with id 12345"):
         pin_member(warehouse, "shot", 12345, scene)
     with pytest.raises(ClusterAnnotationError, match="no cluster with id 999999"):
         pin_member(warehouse, "shot", shot, 999999)
-    with pytest.raises(ClusterAnnotationError, match="can only be pinned to a character cluster"):
+    with pytest.raises(ClusterAnnotationError, match="can only go to a character cluster"):
         pin_member(warehouse, "face", face, scene)
     with pytest.raises(ClusterAnnotationError, match="member_kind must be one of"):
         pin_member(warehouse, "frame", shot, scene)
@@ -242,7 +242,7 @@ def test_bad_annotations_are_refused_with_a_reason(library):
         name_cluster(warehouse, scene, "x" * 201)
     with pytest.raises(ClusterAnnotationError, match="must be an integer"):
         name_cluster(warehouse, "3", "kitchen")
-    assert catalog.read_table(warehouse, "cluster_pins").num_rows == pins_before
+    assert catalog.read_table(warehouse, "feedback").num_rows == pins_before
 
 
 def test_checks_catch_a_broken_membership(library):

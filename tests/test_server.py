@@ -236,10 +236,10 @@ def test_clusters_and_pinning_through_the_api(served):
         scene = next(c for c in body["clusters"] if c["level"] == "scene")
         detail = http.get(f"/clusters/{scene['cluster_id']}").json()
         assert detail["cluster_id"] == scene["cluster_id"] and len(detail["members"]) == scene["size"]
-        response = http.post("/feedback/pin", json={"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"]})
+        response = http.post("/feedback/move", json={"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"]})
         assert response.status_code == 201 and response.json()["source"] == "api"
         pins = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id, source FROM cluster_pins").to_pylist()
         assert pins == [{"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"], "source": "api"}]
-    assert http.post("/feedback/pin", json={"member_kind": "frame", "member_id": shot, "cluster_id": 1}).status_code == 422
-    assert http.post("/feedback/pin", json={"member_kind": "shot", "member_id": 5, "cluster_id": None}).status_code == 404
-    assert http.post("/feedback/pin", json={"member_kind": "shot", "member_id": "x"}).status_code == 422
+    assert http.post("/feedback/move", json={"member_kind": "frame", "member_id": shot, "cluster_id": 1}).status_code == 422
+    assert http.post("/feedback/move", json={"member_kind": "shot", "member_id": 5, "cluster_id": None}).status_code == 404
+    assert http.post("/feedback/move", json={"member_kind": "shot", "member_id": "x"}).status_code == 422

@@ -136,12 +136,12 @@ def test_dragging_a_noise_shot_onto_a_cluster_writes_a_pin(site, browser):
     shot_id = int(noise.first.get_attribute("data-shot-id"))
     target = page.locator(".card.cluster").first
     cluster_id = int(target.get_attribute("data-cluster-id"))
-    pins_before = catalog.read_table(warehouse, "cluster_pins").num_rows
+    pins_before = catalog.query(warehouse, "SELECT count(*) AS n FROM cluster_pins").to_pylist()[0]["n"]
     noise.first.drag_to(target)
     page.wait_for_function("document.querySelector('#cluster-status').textContent.includes('pinned')")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "clusters.png"), full_page=True)
-    pins = catalog.read_table(warehouse, "cluster_pins").to_pylist()
+    pins = catalog.query(warehouse, "SELECT * FROM cluster_pins ORDER BY seq").to_pylist()
     assert len(pins) == pins_before + 1
     assert {k: pins[-1][k] for k in ("member_kind", "member_id", "cluster_id", "source")} == {
         "member_kind": "shot", "member_id": shot_id, "cluster_id": cluster_id, "source": "api"

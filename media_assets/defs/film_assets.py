@@ -152,7 +152,7 @@ def faces(context: AssetExecutionContext, config: FacesConfig, warehouse: Wareho
 
 
 @asset(
-    deps=[shots, faces],
+    deps=[shots, faces, "adapted_vectors"],
     group_name="film",
     kinds={"scikit-learn", "duckdb"},
     automation_condition=INDEX_WHEN_VECTORS_CHANGE,

@@ -39,12 +39,13 @@ INDEX_WHEN_VECTORS_CHANGE = (
 
 
 @asset(
-    deps=[frame_embeddings],
+    deps=[frame_embeddings, "adapted_vectors"],
     group_name="search",
     kinds={"numba"},
     automation_condition=INDEX_WHEN_VECTORS_CHANGE,
-    description="Our HNSW index over all frame vectors (index/frames.hnsw + manifest). Built the first time; "
-    "afterwards only media files whose vectors were added, re-written or removed are applied.",
+    description="Our HNSW index over all frame vectors (index/frames.hnsw + manifest), adapted ones when an embedding "
+    "adapter is current. Built the first time; afterwards only media files whose vectors were added, re-written or "
+    "removed are applied.",
 )
 def hnsw_index(context, config: IndexConfig, warehouse: WarehouseResource) -> MaterializeResult:
     report = update_frame_index(

@@ -9,12 +9,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from dagster import DagsterEventType
+from dagster import AssetKey, DagsterEventType
 
 from .. import catalog
 from ..encoders import ClipEncoder
 from ..frame_index import IndexReader
 from ..frames import purge_media
+from ..learning import current_version
 from ..media import MediaFile, media_id_for, scan_media
 from ..vectors import VectorStore
 from ..warehouse import Warehouse
@@ -125,8 +126,10 @@ def ingest(
             report.failed[media_file.partition_key] = reason
         if on_file is not None:
             on_file(media_file, result.success, reason)
-    report.index = _update_index(defs, instance, warehouse, run_config["loggers"])
     changed = bool(report.succeeded or plan.deleted)
+    if changed and current_version(warehouse):
+        _refresh_adapted(defs, instance, run_config["loggers"])
+    report.index = _update_index(defs, instance, warehouse, run_config["loggers"])
     report.clusters = _update_clusters(defs, instance, warehouse, run_config["loggers"], changed)
     catalog.sync_catalog_file(warehouse)
     report.elapsed_s = time.perf_counter() - started
@@ -154,6 +157,64 @@ def _update_clusters(defs, instance, warehouse: Warehouse, loggers: dict, librar
     )
 
 
+def _refresh_adapted(defs, instance, loggers: dict) -> None:
+    """With an embedding adapter current, new vectors go through it before the index and clusters read them."""
+    result = defs.resolve_job_def("refresh_adapted").execute_in_process(
+        instance=instance, run_config={"loggers": loggers}, raise_on_error=False, tags={"media_assets/source": "cli"},
+        asset_selection=[AssetKey("adapted_vectors")],
+    )
+    if not result.success:
+        raise RuntimeError(f"re-deriving the adapted vectors failed: {_failure_reason(result)}")
+
+
+def refresh_after_adapter_change(warehouse: Warehouse) -> str:
+    """Run `refresh_adapted` (adapted vectors, index, clusters) for the adapter now current, e.g. after a rollback."""
+    from ..definitions import build_definitions
+
+    defs = build_definitions(str(warehouse.root), media_root=str(warehouse.media_root))
+    result = defs.resolve_job_def("refresh_adapted").execute_in_process(
+        instance=instance_for(warehouse), run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        raise_on_error=False, tags={"media_assets/source": "cli"},
+    )
+    return "refreshed" if result.success else f"refresh failed: {_failure_reason(result)}"
+
+
+def learn_now(warehouse: Warehouse) -> list[str]:
+    """Run `learn_from_feedback` on every feedback row written so far (what the feedback sensor requests
+    once enough rows arrive): a candidate adapter, the gate's decision, and when promoted the adapted
+    vectors, index and clusters. Returns lines that say what happened."""
+    from ..definitions import build_definitions
+    from ..feedback import settled_seq
+    from .. import learning
+
+    through = settled_seq(warehouse, settle_s=0.0)
+    if through is None:
+        return ["no feedback yet: nothing to learn from"]
+    defs = build_definitions(str(warehouse.root), media_root=str(warehouse.media_root))
+    result = defs.resolve_job_def("learn_from_feedback").execute_in_process(
+        instance=instance_for(warehouse),
+        run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}},
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        raise_on_error=False, tags={"media_assets/source": "cli"},
+    )
+    trained = result.asset_materializations_for_node("embedding_adapter")
+    if not trained:
+        return [f"training failed: {_failure_reason(result)}"]
+    version = trained[0].metadata["version"].value
+    gate = [e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+            and e.event_specific_data.asset_check_key.name == "adapter_improves_held_out"]
+    lines = [f"candidate adapter version {version} trained on {trained[0].metadata['feedback_rows'].value} feedback rows"]
+    if gate:
+        lines.append(f"gate: {gate[0].metadata['reason'].value}")
+    if result.success:
+        lines.append(f"adapter version {learning.current_version(warehouse)} is current; adapted vectors, index and clusters refreshed")
+    elif gate and not gate[0].passed:
+        lines.append(f"adapter version {learning.current_version(warehouse)} stays current (0: none)")
+    else:
+        lines.append(f"the refresh failed: {_failure_reason(result)}")
+    return lines
+
+
 def _pins_since_clustering(warehouse: Warehouse) -> bool:
     row = catalog.query(
         warehouse, "SELECT (SELECT max(pinned_at) FROM cluster_pins) > coalesce((SELECT max(clustered_at) FROM clusters), '-infinity'::TIMESTAMPTZ) AS newer"
@@ -175,7 +236,7 @@ def _update_index(defs, instance, warehouse: Warehouse, loggers: dict) -> str:
     store = VectorStore(warehouse)
     if store.count() == 0:
         return "no vectors to index"
-    index, reason = IndexReader(warehouse, store).get()
+    index, reason = IndexReader(warehouse).get()
     if index is not None:
         return "up to date"
     result = defs.resolve_job_def("index_frames").execute_in_process(

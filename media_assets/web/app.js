@@ -257,7 +257,7 @@ function setNoiseSize(count) {
 
 async function pinShot(shotId, clusterId) {
   try {
-    await api("/feedback/pin", {
+    await api("/feedback/move", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ member_kind: "shot", member_id: shotId, cluster_id: clusterId }),

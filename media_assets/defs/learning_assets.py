@@ -1,0 +1,187 @@
+"""The learning loop in Dagster: `feedback_sensor` → job `learn_from_feedback`: `embedding_adapter`
+(a candidate), its blocking check `adapter_improves_held_out` (the promotion gate), `promoted_adapter`,
+`adapted_vectors`, then `hnsw_index` and `clusters` from the adapted vectors. A refused candidate stops
+the run at the gate: nothing downstream changes. Thin: `media_assets.learning` does the work."""
+
+import os
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    Config,
+    DefaultSensorStatus,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RunRequest,
+    SensorEvaluationContext,
+    SkipReason,
+    asset,
+    asset_check,
+    define_asset_job,
+    sensor,
+)
+from pydantic import Field
+
+from .. import learning
+from ..feedback import feedback_rows, settled_seq
+from .assets import frame_embeddings
+from .film_assets import faces, shots
+from .resources import ClipEncoderResource, WarehouseResource
+
+# how many new feedback rows start a retraining (MEDIA_ASSETS_FEEDBACK_MIN_ROWS overrides)
+DEFAULT_MIN_NEW_ROWS = 5
+
+
+class AdapterConfig(Config):
+    through_seq: int = Field(default=0, ge=0, description="Train on the feedback rows up to this seq (0: every settled row)")
+    epochs: int = Field(default=0, ge=0, description="Training epochs (0: the library's default)")
+    seed: int = Field(default=0, description="Seed: the same feedback and seed give the same adapter")
+
+
+@asset(
+    group_name="learning",
+    kinds={"pytorch"},
+    description="A candidate embedding adapter (residual projection, identity at start) trained on people's feedback "
+    "with a triplet loss; saved as a new version under models/adapters/ with its feedback range and metrics.",
+)
+def embedding_adapter(context, config: AdapterConfig, warehouse: WarehouseResource, clip: ClipEncoderResource) -> MaterializeResult:
+    from ..adapter import AdapterSettings
+
+    wh = warehouse.get()
+    through = config.through_seq or settled_seq(wh, settle_s=0.0)
+    settings = AdapterSettings(seed=config.seed, **({"epochs": config.epochs} if config.epochs else {}))
+    try:
+        candidate = learning.train_candidate(wh, clip.load(), through_seq=through, settings=settings, run_id=context.run_id)
+    except learning.LearningError as exc:
+        raise Failure(description=str(exc)) from exc
+    meta = candidate.metadata
+    held = meta["held_out"]
+    return MaterializeResult(
+        metadata={
+            "version": MetadataValue.int(candidate.version),
+            "path": MetadataValue.path(str(candidate.folder)),
+            "base_model_id": meta["base_model_id"],
+            "feedback_rows": MetadataValue.int(meta["feedback_rows"]),
+            "feedback_range": f"{meta['feedback_from_seq']} … {meta['feedback_through_seq']}",
+            "items": MetadataValue.int(meta["items"]),
+            "held_out": MetadataValue.json(held),
+            "generic_retrieval": MetadataValue.json(meta["generic_retrieval"]),
+            "gate_says": meta["decision"]["reason"],
+            "train_seconds": MetadataValue.float(float(meta["seconds"])),
+        }
+    )
+
+
+@asset_check(
+    asset=embedding_adapter,
+    blocking=True,
+    description="Promote only if the candidate beats the current adapter and no adapter on held-out feedback by the "
+    "documented margin without making generic retrieval worse; otherwise the run stops here and says why.",
+)
+def adapter_improves_held_out(warehouse: WarehouseResource) -> AssetCheckResult:
+    wh = warehouse.get()
+    version = learning.latest_candidate(wh)
+    meta = learning.candidate_metadata(wh, version)
+    decision = meta["decision"]
+    return AssetCheckResult(
+        passed=bool(decision["promote"]),
+        severity=AssetCheckSeverity.ERROR,
+        description=decision["reason"],
+        metadata={
+            "candidate_version": MetadataValue.int(version),
+            "compared_with_version": MetadataValue.int(meta["compared_with_version"]),
+            "reason": decision["reason"],
+            "held_out": MetadataValue.json(meta["held_out"]),
+            "generic_retrieval": MetadataValue.json(meta["generic_retrieval"]),
+        },
+    )
+
+
+@asset(
+    deps=[embedding_adapter],
+    group_name="learning",
+    description="The adapter in use (models/adapters/current.json): the candidate, once the gate let it through.",
+)
+def promoted_adapter(context, warehouse: WarehouseResource) -> MaterializeResult:
+    wh = warehouse.get()
+    version = learning.latest_candidate(wh)
+    previous = learning.current_version(wh)
+    reason = learning.candidate_metadata(wh, version)["decision"]["reason"]
+    learning.promote(wh, version, reason=reason, run_id=context.run_id)
+    return MaterializeResult(metadata={"version": MetadataValue.int(version), "previous_version": MetadataValue.int(previous), "reason": reason})
+
+
+ADAPTED_WHEN_VECTORS_CHANGE = (
+    (AutomationCondition.any_deps_updated()).since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("vectors or adapter changed")
+
+
+@asset(
+    deps=[promoted_adapter, frame_embeddings, shots, faces],
+    group_name="learning",
+    kinds={"lancedb"},
+    automation_condition=ADAPTED_WHEN_VECTORS_CHANGE,
+    description="Every frame, shot and face vector through the current adapter into adapted_* LanceDB tables, each row "
+    "with the adapter version that made it (dropped when no adapter is current). Index, clusters and search read them.",
+)
+def adapted_vectors(context, warehouse: WarehouseResource) -> MaterializeResult:
+    wh = warehouse.get()
+    written = learning.write_adapted_vectors(wh, run_id=context.run_id)
+    return MaterializeResult(
+        metadata={"adapter_version": MetadataValue.int(learning.current_version(wh))}
+        | {name: MetadataValue.int(rows) for name, rows in written.items()}
+    )
+
+
+adapted_vectors_automation = AutomationConditionSensorDefinition(
+    "adapted_vectors_automation",
+    target=[adapted_vectors],
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Keeps the adapted vectors in step with new or changed frame, shot and face vectors.",
+)
+
+
+def min_new_rows() -> int:
+    value = os.environ.get("MEDIA_ASSETS_FEEDBACK_MIN_ROWS", "")
+    return int(value) if value.strip() else DEFAULT_MIN_NEW_ROWS
+
+
+learning_job = define_asset_job(
+    "learn_from_feedback",
+    selection=["embedding_adapter", "promoted_adapter", "adapted_vectors", "hnsw_index", "clusters"],
+    description="Train a candidate adapter on the feedback, gate it, and (if promoted) re-derive vectors, index and clusters.",
+)
+refresh_job = define_asset_job(
+    "refresh_adapted",
+    selection=["adapted_vectors", "hnsw_index", "clusters"],
+    description="Re-derive adapted vectors, the index and the clusters for the adapter now current (after a rollback).",
+)
+
+
+@sensor(
+    job=learning_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=f"Requests a learn_from_feedback run once at least {DEFAULT_MIN_NEW_ROWS} new feedback rows "
+    "(MEDIA_ASSETS_FEEDBACK_MIN_ROWS) have settled; the cursor moves only past rows that run trains on.",
+)
+def feedback_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+    wh = warehouse.get()
+    after = int(context.cursor) if context.cursor else None
+    through = settled_seq(wh)
+    new_rows = 0 if through is None else feedback_rows(wh, after_seq=after, through_seq=through).num_rows
+    needed = min_new_rows()
+    if new_rows < needed:
+        return SkipReason(f"{new_rows} new settled feedback rows; a retraining needs {needed}")
+    context.update_cursor(str(through))
+    return RunRequest(
+        run_key=f"feedback-through-{through}",
+        run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}}},
+        tags={"media_assets/feedback_rows": str(new_rows)},
+    )

@@ -1,0 +1,392 @@
+"""The learning loop: feedback rows (library, client, HTTP), the feedback sensor and its cursor, the
+`learn_from_feedback` job (candidate adapter → blocking gate → promotion → adapted vectors, index, clusters)
+through Dagster, the gate refusing an adapter trained on shuffled labels, and rollback.
+
+The library is synthetic and labelled: 60 one-shot files in 6 "scenes", each shot's vector mixing its
+scene's direction with one of 3 "styles" (lighting, grade) drawn independently of the scene, so the base
+vectors only partly group the scenes (a shot of another scene in the same style is often nearer), plus 30
+files of other content no feedback touches. 128-d: the vectors do not come from the test's CLIP, which only
+encodes relevance queries."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from dagster import DagsterEventType, build_sensor_context
+from fastapi.testclient import TestClient
+
+from media_assets import catalog, feedback, learning
+from media_assets.cli import main as cli
+from media_assets.clustering import clustering_scores
+from media_assets.definitions import build_definitions
+from media_assets.defs.instance import instance_for
+from media_assets.defs.learning_assets import feedback_sensor
+from media_assets.defs.resources import WarehouseResource
+from media_assets.feedback import FeedbackError, FeedbackWriter
+from media_assets.frame_index import Manifest, manifest_path
+from media_assets.library_clusters import update_clusters
+from media_assets.media import shot_id_for
+from media_assets.search import SearchClient
+from media_assets.server import create_app
+from media_assets.shotlist import make_shot_list
+from media_assets.testing import write_synthetic_library
+from media_assets.vectors import VectorStore
+from media_assets.warehouse import Warehouse
+
+SCENES, STYLES, SHOTS_PER_SCENE, FRAMES_PER_SHOT, DIM = 6, 3, 10, 4, 128
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def write_labelled_library(warehouse: Warehouse, seed: int = 0) -> dict[int, int]:
+    """The library of the module docstring with its shots and clusters; returns shot id → true scene."""
+    rng = np.random.default_rng(seed)
+    shared, scenes, styles = unit(rng.normal(size=DIM)), unit(rng.normal(size=(SCENES, DIM))), unit(rng.normal(size=(STYLES, DIM)))
+    vectors, scene_of = {}, {}
+    for scene in range(SCENES):
+        for k in range(SHOTS_PER_SCENE):
+            look = np.sqrt(0.25) * shared + np.sqrt(0.2) * scenes[scene] + np.sqrt(0.3) * styles[rng.integers(STYLES)]
+            look = look + np.sqrt(0.25) * unit(rng.normal(size=DIM))
+            vectors[f"scene{scene}/shot{k}.mp4"] = unit(look + 0.03 * rng.normal(size=(FRAMES_PER_SHOT, DIM)))
+            scene_of[f"scene{scene}/shot{k}.mp4"] = scene
+    others = unit(rng.normal(size=(30, DIM)))
+    for j in range(30):
+        vectors[f"other/{j}.mp4"] = unit(np.sqrt(0.25) * shared + np.sqrt(0.5) * others[j] + np.sqrt(0.25) * unit(rng.normal(size=(8, DIM))))
+    ids = write_synthetic_library(warehouse, vectors)
+    for media_id in ids.values():
+        make_shot_list(warehouse, media_id)
+    return {shot_id_for(ids[key], 0): scene for key, scene in scene_of.items()}
+
+
+def scene_clusters(warehouse: Warehouse, truth: dict[int, int]) -> dict[int, list[int]]:
+    """Scene cluster id → true scenes of its labelled members."""
+    rows = catalog.query(
+        warehouse, "SELECT cluster_id, member_id FROM cluster_members WHERE member_kind = 'shot' AND NOT is_noise"
+    ).to_pylist()
+    out: dict[int, list[int]] = {}
+    for r in rows:
+        if r["member_id"] in truth:
+            out.setdefault(r["cluster_id"], []).append(truth[r["member_id"]])
+    return out
+
+
+def give_feedback(warehouse: Warehouse, truth: dict[int, int], *, seed: int = 1, shuffled: bool = False) -> int:
+    """A person's corrections: 60 same/different judgements of shot pairs, and moves of about half the shots
+    into the cluster that holds most of their scene. `shuffled`: the same judgements with the scenes
+    permuted at random (wrong labels the system cannot tell from right ones). Returns rows written."""
+    rng = np.random.default_rng(seed)
+    label = dict(truth)
+    if shuffled:
+        permuted = rng.permutation(list(truth.values()))
+        label = dict(zip(truth, permuted.tolist()))
+    writer = FeedbackWriter(warehouse, source="test")
+    shots = sorted(truth)
+    written = 0
+    for _ in range(60):
+        a, b = rng.choice(shots, 2, replace=False)
+        (writer.same if label[a] == label[b] else writer.different)("shot", int(a), int(b))
+        written += 1
+    cluster_of_scene = {Counter(scenes).most_common(1)[0][0]: cluster for cluster, scenes in scene_clusters(warehouse, truth).items()}
+    for shot in shots:
+        if label[shot] in cluster_of_scene and rng.random() < 0.6:
+            writer.move("shot", int(shot), int(cluster_of_scene[label[shot]]))
+            written += 1
+    return written
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory, tiny_clip):
+    """The labelled library, clustered by the `cluster_library` job, before any feedback (copied by tests)."""
+    root = tmp_path_factory.mktemp("learning") / "warehouse"
+    warehouse = Warehouse.at(root).ensure()
+    truth = write_labelled_library(warehouse)
+    defs = build_definitions(str(root), clip_model=str(tiny_clip))
+    assert defs.resolve_job_def("cluster_library").execute_in_process(instance=instance_for(warehouse)).success
+    return root, truth
+
+
+@pytest.fixture
+def library(clustered, tmp_path, monkeypatch, tiny_clip):
+    """A private copy of the clustered library (with its Dagster instance), pointed at by the environment."""
+    source, truth = clustered
+    root = tmp_path / "warehouse"
+    shutil.copytree(source, root)
+    monkeypatch.setenv("MEDIA_ASSETS_WAREHOUSE", str(root))
+    monkeypatch.setenv("MEDIA_ASSETS_CLIP_MODEL", str(tiny_clip))
+    monkeypatch.setattr(feedback, "SETTLE_S", 0.0)
+    warehouse = Warehouse.at(root)
+    return warehouse, build_definitions(str(root), clip_model=str(tiny_clip)), truth
+
+
+def check_evaluations(result) -> dict:
+    return {
+        e.event_specific_data.asset_check_key.name: e.event_specific_data
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    }
+
+
+def materialized(result) -> set[str]:
+    return {
+        e.event_specific_data.materialization.asset_key.to_user_string()
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+    }
+
+
+def scene_scores(warehouse: Warehouse, truth: dict[int, int], leave_out: set[int] = frozenset()) -> dict:
+    """Purity and NMI of the scene clusters over the labelled shots (noise is a label of its own)."""
+    rows = catalog.query(
+        warehouse, "SELECT member_id, cluster_id, is_noise FROM cluster_members WHERE member_kind = 'shot'"
+    ).to_pylist()
+    cluster_of = {r["member_id"]: None if r["is_noise"] else r["cluster_id"] for r in rows}
+    shots = [shot for shot in sorted(truth) if shot not in leave_out]
+    return clustering_scores([truth[s] for s in shots], [cluster_of[s] for s in shots])
+
+
+# -- feedback rows ------------------------------------------------------------------------------------
+
+
+def test_feedback_is_validated_and_nothing_invalid_is_written(library):
+    warehouse, _, truth = library
+    writer = FeedbackWriter(warehouse, source="test")
+    shot = min(truth)
+    scene = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' ORDER BY cluster_id LIMIT 1").to_pylist()[0]["cluster_id"]
+    frame = catalog.query(warehouse, "SELECT frame_id FROM frames ORDER BY frame_id LIMIT 1").to_pylist()[0]["frame_id"]
+    refused = {
+        "unknown shot": lambda: writer.move("shot", 12345, scene),
+        "frames are not moved": lambda: writer.move("frame", frame, scene),
+        "unknown cluster": lambda: writer.move("shot", shot, 999_999),
+        "not an id": lambda: writer.move("shot", "12", scene),
+        "bool is not an id": lambda: writer.same("shot", True, shot),
+        "pair with itself": lambda: writer.same("shot", shot, shot),
+        "unknown kind of member": lambda: writer.different("scene", shot, shot + 1),
+        "empty query": lambda: writer.relevance("  ", frame, True),
+        "relevant must be a bool": lambda: writer.relevance("a kitchen", frame, "yes"),
+        "unknown frame": lambda: writer.relevance("a kitchen", 12345, True),
+        "merge into itself": lambda: writer.merge(scene, scene),
+        "split of strangers": lambda: writer.split(scene, "shot", [12345]),
+    }
+    for what, call in refused.items():
+        with pytest.raises(FeedbackError):
+            call()
+            pytest.fail(what)
+    assert catalog.read_table(warehouse, "feedback").num_rows == 0
+
+    moved = writer.move("shot", shot, scene)
+    same = writer.same("shot", shot, shot + 1 if shot + 1 in truth else max(truth))
+    judged = writer.relevance("a kitchen at night", frame, False)
+    rows = catalog.query(warehouse, "SELECT feedback_id, seq, kind, source, created_at FROM feedback ORDER BY seq").to_pylist()
+    assert [r["kind"] for r in rows] == ["move", "same", "relevance"]
+    assert [r["feedback_id"] for r in rows] == [moved["feedback_id"], same["feedback_id"], judged["feedback_id"]]
+    assert all(r["source"] == "test" and r["created_at"] is not None for r in rows)
+    assert len({r["seq"] for r in rows}) == 3
+    # the move is a pin the clusters stage honours
+    assert catalog.query(warehouse, "SELECT member_id, cluster_id FROM current_pins").to_pylist() == [{"member_id": shot, "cluster_id": scene}]
+    # the search client writes through the same API
+    assert SearchClient(warehouse).feedback.relevance("a kitchen", frame, True)["source"] == "python"
+
+
+def test_feedback_through_the_http_api(library):
+    warehouse, _, truth = library
+    clusters = catalog.query(warehouse, "SELECT cluster_id, size FROM clusters WHERE level = 'scene' ORDER BY size DESC").to_pylist()
+    big, other = clusters[0]["cluster_id"], clusters[1]["cluster_id"]
+    members = catalog.query(warehouse, "SELECT member_id FROM cluster_members WHERE cluster_id = ? ORDER BY member_id", [big]).to_pylist()
+    frame = catalog.query(warehouse, "SELECT frame_id FROM frames ORDER BY frame_id LIMIT 1").to_pylist()[0]["frame_id"]
+    a, b = sorted(truth)[:2]
+    with TestClient(create_app(warehouse)) as http:
+        assert http.post("/feedback/pair", json={"member_kind": "shot", "member_id": a, "other_member_id": b, "same": False}).status_code == 201
+        assert http.post("/feedback/relevance", json={"query": "rocket", "frame_id": frame, "relevant": True}).status_code == 201
+        split = http.post("/feedback/split", json={"cluster_id": big, "member_kind": "shot", "member_ids": [members[0]["member_id"]]})
+        assert split.status_code == 201
+        new_cluster = split.json()["cluster_id"]
+        assert new_cluster > max(c["cluster_id"] for c in clusters)
+        merged = http.post("/feedback/merge", json={"into_cluster_id": big, "from_cluster_id": other})
+        assert merged.status_code == 201
+        # refused: unknown ids are 404, wrong kinds and values 422, and nothing is written
+        before = catalog.read_table(warehouse, "feedback").num_rows
+        assert http.post("/feedback/pair", json={"member_kind": "shot", "member_id": a, "other_member_id": 7, "same": True}).status_code == 404
+        assert http.post("/feedback/pair", json={"member_kind": "galaxy", "member_id": a, "other_member_id": b, "same": True}).status_code == 422
+        assert http.post("/feedback/relevance", json={"query": "", "frame_id": frame, "relevant": True}).status_code == 422
+        assert http.post("/feedback/relevance", json={"query": "x", "frame_id": 3, "relevant": True}).status_code == 404
+        assert http.post("/feedback/merge", json={"into_cluster_id": big, "from_cluster_id": big}).status_code == 422
+        assert catalog.read_table(warehouse, "feedback").num_rows == before
+        listed = http.get("/feedback").json()
+    kinds = Counter(r["kind"] for r in listed["rows"]) if isinstance(listed, dict) else Counter(r["kind"] for r in listed)
+    assert kinds["different"] == 1 and kinds["relevance"] == 1 and kinds["split"] == 1 and kinds["merge"] >= 1
+
+
+WRITER = """
+import sys
+from media_assets.feedback import FeedbackWriter
+from media_assets.warehouse import Warehouse
+writer = FeedbackWriter(Warehouse.at(sys.argv[1]), source=sys.argv[2])
+for shot in sys.argv[4:]:
+    writer.move("shot", int(shot), int(sys.argv[3]))
+"""
+
+
+def test_concurrent_writers_lose_nothing(library):
+    """Four processes (as the server, the CLI and notebooks would be) write 10 moves each at once."""
+    warehouse, _, truth = library
+    cluster = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' LIMIT 1").to_pylist()[0]["cluster_id"]
+    shots = sorted(truth)[:40]
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(warehouse.root), f"writer-{i}", str(cluster), *map(str, shots[i::4])])
+        for i in range(4)
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
+    rows = catalog.query(warehouse, "SELECT source, member_id FROM feedback").to_pylist()
+    assert len(rows) == 40 and sorted(r["member_id"] for r in rows) == shots
+    assert Counter(r["source"] for r in rows) == {f"writer-{i}": 10 for i in range(4)}
+    assert catalog.query(warehouse, "SELECT count(DISTINCT feedback_id) AS n FROM feedback").to_pylist()[0]["n"] == 40
+
+
+# -- the sensor ---------------------------------------------------------------------------------------
+
+
+def test_feedback_sensor_requests_a_run_and_moves_its_cursor_past_what_the_run_sees(library, monkeypatch):
+    warehouse, _, truth = library
+    resources = {"warehouse": WarehouseResource(root=str(warehouse.root))}
+    instance = instance_for(warehouse)
+
+    def tick(cursor):
+        with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
+            result = feedback_sensor(context)
+            return result, context.cursor
+
+    result, cursor = tick(None)
+    assert "0 new settled feedback rows" in result.skip_message and cursor is None
+    writer = FeedbackWriter(warehouse, source="test")
+    shots = sorted(truth)
+    for a, b in zip(shots[:3], shots[1:4]):
+        writer.different("shot", a, b)
+    result, cursor = tick(None)
+    assert "3 new settled feedback rows; a retraining needs 5" in result.skip_message and cursor is None
+    for a, b in zip(shots[4:6], shots[5:7]):
+        writer.same("shot", a, b)
+    result, cursor = tick(None)
+    through = max(catalog.read_table(warehouse, "feedback")["seq"].to_pylist())
+    assert result.run_key == f"feedback-through-{through}"
+    assert result.run_config == {"ops": {"embedding_adapter": {"config": {"through_seq": through}}}}
+    assert cursor == str(through)
+    # nothing new: no second request; rows not yet settled are not counted (nor passed by the cursor)
+    result, cursor = tick(cursor)
+    assert "0 new settled" in result.skip_message and cursor == str(through)
+    monkeypatch.setattr(feedback, "SETTLE_S", 3600.0)
+    for shot in shots[10:16]:
+        writer.different("shot", shot, shots[0])
+    result, cursor = tick(cursor)
+    assert "0 new settled" in result.skip_message and cursor == str(through)
+    monkeypatch.setattr(feedback, "SETTLE_S", 0.0)
+    monkeypatch.setenv("MEDIA_ASSETS_FEEDBACK_MIN_ROWS", "6")
+    result, cursor = tick(cursor)
+    assert result.run_config["ops"]["embedding_adapter"]["config"]["through_seq"] > through and int(cursor) > through
+
+
+# -- the loop through Dagster -------------------------------------------------------------------------
+
+
+def test_feedback_trains_an_adapter_the_gate_promotes_and_everything_downstream_follows(library):
+    warehouse, defs, truth = library
+    instance = instance_for(warehouse)
+    give_feedback(warehouse, truth)
+    moved = {r["member_id"] for r in catalog.query(warehouse, "SELECT member_id FROM current_pins").to_pylist()}
+    before = scene_scores(warehouse, truth, moved)
+    through = feedback.settled_seq(warehouse)
+    result = defs.resolve_job_def("learn_from_feedback").execute_in_process(
+        instance=instance, run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}}}, raise_on_error=False
+    )
+    assert result.success
+    gate = check_evaluations(result)["adapter_improves_held_out"]
+    assert gate.passed and gate.metadata["reason"].value.startswith("promoted: held-out map@10")
+    held = gate.metadata["held_out"].value
+    assert held["candidate"]["primary"] >= held["none"]["primary"] + 0.02
+    assert materialized(result) >= {"embedding_adapter", "promoted_adapter", "adapted_vectors", "hnsw_index", "clusters"}
+
+    # version 1 on disk with its feedback range and base model; the adapters table lists it
+    assert learning.current_version(warehouse) == 1
+    meta = learning.candidate_metadata(warehouse, 1)
+    assert meta["feedback_through_seq"] == through and meta["base_model_id"] == "synthetic"
+    assert (warehouse.models_dir / "adapters" / "v0001" / "adapter.json").exists()
+    rows = catalog.query(warehouse, "SELECT version, status, held_out_metric_name FROM adapters ORDER BY recorded_at").to_pylist()
+    assert rows == [
+        {"version": 1, "status": "candidate", "held_out_metric_name": "map@10"},
+        {"version": 1, "status": "promoted", "held_out_metric_name": "map@10"},
+    ]
+
+    # every vector row records the adapter that made it; index and clusters read the adapted vectors
+    frames = VectorStore(warehouse).count()
+    adapted = VectorStore(warehouse, "adapted_frame_vectors").table().to_lance().to_table(columns=["frame_id", "adapter_version"])
+    assert adapted.num_rows == frames and set(adapted["adapter_version"].to_pylist()) == {1}
+    assert set(VectorStore(warehouse, "adapted_shot_vectors").table().to_lance().to_table()["adapter_version"].to_pylist()) == {1}
+    manifest = Manifest.read(manifest_path(warehouse))
+    assert manifest.vectors_table == "adapted_frame_vectors" and manifest.adapter_version == 1
+    after = scene_scores(warehouse, truth, moved)  # the shots nobody moved: better grouped by the adapter alone
+    assert after["nmi"] > before["nmi"]
+
+    # search applies the adapter to queries and searches the adapted vectors
+    client = SearchClient(warehouse)
+    store, adapter = client._serving()
+    assert store.name == "adapted_frame_vectors" and adapter is not None
+    base_query = VectorStore(warehouse).load_all()[2][0]
+    np.testing.assert_allclose(client.query_vector(base_query), adapter.apply(base_query[None, :])[0], atol=1e-6)
+    hits = client.similar_frames(int(VectorStore(warehouse).load_all()[0][0]), k=5)
+    assert len(hits) == 5
+
+    # rollback: one command; the adapted vectors go, the index and clusters follow the base vectors again
+    outcome = CliRunner().invoke(cli, ["adapter", "rollback", "--warehouse", str(warehouse.root)])
+    assert outcome.exit_code == 0, outcome.output
+    assert "adapter version 0 is current; refreshed" in outcome.output
+    assert learning.current_version(warehouse) == 0
+    assert VectorStore(warehouse, "adapted_frame_vectors").table() is None
+    manifest = Manifest.read(manifest_path(warehouse))
+    assert manifest.vectors_table == "frame_vectors" and manifest.adapter_version == 0
+    assert SearchClient(warehouse)._serving()[1] is None
+    listing = CliRunner().invoke(cli, ["adapter", "list", "--warehouse", str(warehouse.root)])
+    assert "current adapter version: 0" in listing.output and "rollback from version 1" in listing.output
+    # and forward again to version 1
+    assert CliRunner().invoke(cli, ["adapter", "rollback", "1", "--warehouse", str(warehouse.root)]).exit_code == 0
+    assert learning.current_version(warehouse) == 1
+    assert Manifest.read(manifest_path(warehouse)).adapter_version == 1
+
+
+def test_the_gate_refuses_an_adapter_trained_on_shuffled_labels(library):
+    warehouse, defs, truth = library
+    give_feedback(warehouse, truth, shuffled=True)
+    clusters_before = catalog.read_table(warehouse, "clusters")
+    result = defs.resolve_job_def("learn_from_feedback").execute_in_process(
+        instance=instance_for(warehouse), run_config={"ops": {"embedding_adapter": {"config": {"through_seq": feedback.settled_seq(warehouse)}}}},
+        raise_on_error=False,
+    )
+    gate = check_evaluations(result)["adapter_improves_held_out"]
+    assert not gate.passed and gate.metadata["reason"].value.startswith("not promoted")
+    assert gate.metadata["candidate_version"].value == 1
+    # the run stops at the gate: nothing downstream changed
+    assert materialized(result) == {"embedding_adapter"}
+    assert learning.current_version(warehouse) == 0
+    assert VectorStore(warehouse, "adapted_frame_vectors").table() is None
+    assert catalog.read_table(warehouse, "clusters").equals(clusters_before)
+    assert catalog.query(warehouse, "SELECT status FROM adapters").to_pylist() == [{"status": "candidate"}]
+
+
+def test_too_little_feedback_fails_the_run_with_a_reason(library):
+    warehouse, defs, truth = library
+    outcome = CliRunner().invoke(cli, ["learn", "--warehouse", str(warehouse.root)])
+    assert outcome.exit_code == 0 and "no feedback yet" in outcome.output
+    FeedbackWriter(warehouse, source="test").same("shot", *sorted(truth)[:2])
+    result = defs.resolve_job_def("learn_from_feedback").execute_in_process(instance=instance_for(warehouse), raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "more feedback is needed" in failure.event_specific_data.error.message
+    outcome = CliRunner().invoke(cli, ["learn", "--warehouse", str(warehouse.root)])
+    assert "training failed: cannot train on the feedback" in outcome.output and "more feedback is needed" in outcome.output
+    assert learning.current_version(warehouse) == 0 and not (warehouse.models_dir / "adapters" / "current.json").exists()
