@@ -21,6 +21,7 @@ from .defs.learning_assets import (
     adapted_vectors_automation,
     adapter_improves_held_out,
     embedding_adapter,
+    feedback_table,
     feedback_sensor,
     learning_job,
     promoted_adapter,
@@ -43,7 +44,7 @@ def build_definitions(
 ) -> Definitions:
     """Definitions over one warehouse; empty arguments fall back to the environment and defaults."""
     return Definitions(
-        assets=[frames, frame_embeddings, hnsw_index, shots, faces, clusters, embedding_adapter, promoted_adapter, adapted_vectors],
+        assets=[frames, frame_embeddings, hnsw_index, shots, faces, clusters, feedback_table, embedding_adapter, promoted_adapter, adapted_vectors],
         asset_checks=[
             every_kept_frame_has_a_vector, hnsw_recall, every_shot_in_one_scene, every_face_in_a_shot, cluster_ids_stable,
             adapter_improves_held_out,

@@ -129,14 +129,25 @@ def _vectors_by_key(warehouse: Warehouse) -> dict[tuple[str, int], np.ndarray]:
     return out
 
 
-def build_training_set(warehouse: Warehouse, encoder, *, through_seq: int | None,
+def query_encoder(warehouse: Warehouse, device: str = "auto"):
+    """The text encoder for relevance queries: the model that made the stored vectors (as the search
+    client uses), loaded only when called."""
+    from .encoders import ClipEncoder
+
+    models = VectorStore(warehouse, FRAME_VECTORS).model_ids()
+    if len(models) != 1:
+        raise LearningError(f"relevance judgements need the one model the frame vectors were made with; found {models or 'none'}")
+    return ClipEncoder.load(models[0], device=device)
+
+
+def build_training_set(warehouse: Warehouse, encoder=None, *, through_seq: int | None, device: str = "auto",
                        vectors: dict[tuple[str, int], np.ndarray] | None = None) -> TrainingSet:
     """`adapter.Feedback` from the feedback rows up to `through_seq`.
 
     A move (merge, split) says "this member belongs with that cluster's members", so the cluster's current
     members nearest its centroid (up to GROUP_COMPANIONS) join the group as companions: they come before
     every real row, so a later row about one of them wins. Relevance queries are encoded with the text
-    encoder; items are keyed by (member kind, id) so the held-out split stays put as feedback grows."""
+    encoder (`query_encoder` when None, loaded only if there are any); items are keyed by (member kind, id) so the held-out split stays put as feedback grows."""
     from .adapter import feedback_from_rows
 
     rows = feedback_rows(warehouse, through_seq=through_seq).to_pylist()
@@ -150,7 +161,10 @@ def build_training_set(warehouse: Warehouse, encoder, *, through_seq: int | None
         for kind, member_id in members
     ]
     texts = sorted({r["query"] for r in rows if r["kind"] == "relevance" and r["query"]})
-    query_vectors = dict(zip(texts, encoder.encode_text(texts))) if texts else {}
+    query_vectors = {}
+    if texts:
+        encoder = encoder or query_encoder(warehouse, device)
+        query_vectors = dict(zip(texts, encoder.encode_text(texts)))
     try:
         feedback, keys, counts = feedback_from_rows(companion_rows + rows, vectors, query_vectors)
     except ValueError as error:
@@ -222,14 +236,15 @@ def _untouched_samples(vectors: dict[tuple[str, int], np.ndarray], touched: set[
     return matrix(order[:half]), matrix(order[half: 2 * half]), basis
 
 
-def train_candidate(warehouse: Warehouse, encoder, *, through_seq: int | None, settings=None, run_id: str = "") -> Candidate:
+def train_candidate(warehouse: Warehouse, encoder=None, *, through_seq: int | None, settings=None, run_id: str = "",
+                    device: str = "auto") -> Candidate:
     """Train, evaluate and save a candidate adapter on the feedback up to `through_seq`."""
     from .adapter import AdapterSettings, evaluate, generic_retrieval_score, promotion_decision, split_feedback, train_adapter
 
     settings = settings or AdapterSettings()
     started = time.perf_counter()
     vectors = _vectors_by_key(warehouse)
-    training = build_training_set(warehouse, encoder, through_seq=through_seq, vectors=vectors)
+    training = build_training_set(warehouse, encoder, through_seq=through_seq, device=device, vectors=vectors)
     background, generic_vectors, generic_basis = _untouched_samples(vectors, set(training.items), seed=settings.seed)
     if len(background):
         training.feedback = dataclasses.replace(training.feedback, background=background)

@@ -179,7 +179,8 @@ class VectorStore:
             },
             schema=vectors_schema(dim, self.name),
         )
-        retry(lambda: self.db.create_table(self.name, data=data, mode="overwrite"), _RETRYABLE, what=f"write {self.name}")
+        mode = "overwrite" if self._table() is not None else "create"  # (overwriting nothing makes Lance warn)
+        retry(lambda: self.db.create_table(self.name, data=data, mode=mode), _RETRYABLE, what=f"write {self.name}")
         return data.num_rows
 
     def drop(self) -> None:

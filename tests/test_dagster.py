@@ -192,7 +192,7 @@ def test_definitions_load_as_dagster_dev_loads_them():
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
         "frames", "frame_embeddings", "hnsw_index", "shots", "faces", "clusters",
-        "embedding_adapter", "promoted_adapter", "adapted_vectors",
+        "feedback", "embedding_adapter", "promoted_adapter", "adapted_vectors",
     }
     for sensor in ("media_sensor", "index_automation", "clusters_automation", "feedback_sensor", "adapted_vectors_automation"):
         assert repo.get_sensor_def(sensor) is not None

@@ -369,7 +369,7 @@ def test_the_gate_refuses_an_adapter_trained_on_shuffled_labels(library):
     )
     gate = check_evaluations(result)["adapter_improves_held_out"]
     assert not gate.passed and gate.metadata["reason"].value.startswith("not promoted")
-    assert gate.metadata["candidate_version"].value == 1
+    assert gate.metadata["candidate_version"].value == "v1" and gate.metadata["compared_with_version"].value == "none (base model)"
     # the run stops at the gate: nothing downstream changed
     assert materialized(result) == {"embedding_adapter"}
     assert learning.current_version(warehouse) == 0

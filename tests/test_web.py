@@ -78,6 +78,13 @@ def test_search_shows_cards_and_the_preview_plays_from_the_moment(site, browser)
     assert 0 <= float(first.locator(".similarity").inner_text()) <= 1
     assert page.inner_text("#status").endswith("for “a cat”")
 
+    # judging a result writes a relevance feedback row
+    first.locator(".relevant").click()
+    page.wait_for_function("document.querySelector('#status').textContent.startsWith('noted:')")
+    assert "judged-relevant" in first.get_attribute("class")
+    judged = catalog.query(warehouse, "SELECT query, relevant, source, member_kind FROM feedback WHERE kind = 'relevance'").to_pylist()
+    assert judged == [{"query": "a cat", "relevant": True, "source": "api", "member_kind": "frame"}]
+
     video_card = page.locator(".card.result", has=page.locator(".name", has_text=".mp4")).first
     start_text = video_card.locator(".time").inner_text().split("–")[0]
     minutes, seconds = start_text.split(":")

@@ -8,6 +8,7 @@ import os
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetSpec,
     AutomationCondition,
     AutomationConditionSensorDefinition,
     Config,
@@ -41,7 +42,17 @@ class AdapterConfig(Config):
     seed: int = Field(default=0, description="Seed: the same feedback and seed give the same adapter")
 
 
+feedback_table = AssetSpec(
+    "feedback",
+    group_name="learning",
+    kinds={"duckdb"},
+    description="People's feedback (moves, merges, splits, same/different pairs, relevance judgements): the append-only "
+    "`feedback` table, written through media_assets.feedback by the search client, the HTTP API, the web page and the CLI.",
+)
+
+
 @asset(
+    deps=[feedback_table, frame_embeddings, shots, faces],
     group_name="learning",
     kinds={"pytorch"},
     description="A candidate embedding adapter (residual projection, identity at start) trained on people's feedback "
@@ -54,7 +65,7 @@ def embedding_adapter(context, config: AdapterConfig, warehouse: WarehouseResour
     through = config.through_seq or settled_seq(wh, settle_s=0.0)
     settings = AdapterSettings(seed=config.seed, **({"epochs": config.epochs} if config.epochs else {}))
     try:
-        candidate = learning.train_candidate(wh, clip.load(), through_seq=through, settings=settings, run_id=context.run_id)
+        candidate = learning.train_candidate(wh, through_seq=through, settings=settings, run_id=context.run_id, device=clip.device)
     except learning.LearningError as exc:
         raise Failure(description=str(exc)) from exc
     meta = candidate.metadata
@@ -91,8 +102,8 @@ def adapter_improves_held_out(warehouse: WarehouseResource) -> AssetCheckResult:
         severity=AssetCheckSeverity.ERROR,
         description=decision["reason"],
         metadata={
-            "candidate_version": MetadataValue.int(version),
-            "compared_with_version": MetadataValue.int(meta["compared_with_version"]),
+            "candidate_version": MetadataValue.text(f"v{version}"),
+            "compared_with_version": MetadataValue.text(f"v{meta['compared_with_version']}" if meta["compared_with_version"] else "none (base model)"),
             "reason": decision["reason"],
             "held_out": MetadataValue.json(meta["held_out"]),
             "generic_retrieval": MetadataValue.json(meta["generic_retrieval"]),

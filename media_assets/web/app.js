@@ -65,7 +65,9 @@ function card(item) {
     : (item.kind === "video" ? clock(item.timestamp_s) : "photo");
   div.innerHTML = `<img loading="lazy" alt=""><div class="meta"><span class="name"></span>
     <span class="row"><span class="time"></span><span class="similarity"></span></span></div>
-    <div class="heatmap"></div><button class="more" type="button">More like this</button>`;
+    <div class="heatmap"></div><div class="actions"><button class="more" type="button">More like this</button>
+    <span class="judge" hidden><button class="relevant" type="button" title="a good result for this query">✓ Good</button>
+    <button class="not-relevant" type="button" title="not what this query asks for">✗ Not</button></span></div>`;
   div.querySelector("img").src = item.thumbnail_url;
   div.querySelector(".name").textContent = item.partition_key;
   div.querySelector(".time").textContent = time;
@@ -78,7 +80,32 @@ function card(item) {
     event.stopPropagation();
     moreLikeThis(item.best_frame_id ?? item.frame_id);
   });
+  if (state.query) {  // a text search: the result can be judged (a relevance feedback row)
+    const query = state.query;
+    div.querySelector(".judge").hidden = false;
+    for (const [selector, relevant] of [[".relevant", true], [".not-relevant", false]]) {
+      div.querySelector(selector).addEventListener("click", (event) => {
+        event.stopPropagation();
+        judge(div, query, item.best_frame_id ?? item.frame_id, relevant);
+      });
+    }
+  }
   return div;
+}
+
+async function judge(element, query, frameId, relevant) {
+  try {
+    await api("/feedback/relevance", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: `{"query": ${JSON.stringify(query)}, "frame_id": ${frameId}, "relevant": ${relevant}}`,
+    });
+    element.classList.remove("judged-relevant", "judged-not-relevant");
+    element.classList.add(relevant ? "judged-relevant" : "judged-not-relevant");
+    $("#status").textContent = `noted: frame ${frameId} is ${relevant ? "" : "not "}a good result for “${query}”`;
+  } catch (error) {
+    $("#status").textContent = error.message;
+  }
 }
 
 function showResults(items, label) {
