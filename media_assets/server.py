@@ -4,7 +4,8 @@ Every response that scores something uses `similarity` in [0, 1], higher is bett
 id in a path is an integer validated against the catalog; files are served only when they are what the
 catalog says (a thumbnail or face crop inside the warehouse, a media file inside the media root), so no
 path a client sends ever reaches the filesystem. Unknown ids are 404, bad parameters 422 with a message,
-uploads over `MAX_UPLOAD_BYTES` 413. OpenAPI docs at `/docs`.
+uploads over `MAX_UPLOAD_BYTES` 413 (refused as soon as the request says or shows it is larger, before the
+body is read or stored). OpenAPI docs at `/docs`.
 
 Frame, shot and face ids are 63-bit integers (`media_id << 20 | n`): JavaScript clients must read them
 without going through a float (the page reads long integers as strings); media and cluster ids are small.
@@ -19,12 +20,13 @@ from typing import Annotated
 import cv2
 import numpy as np
 from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from . import catalog
 from .feedback import FeedbackError, feedback_rows, record_merge, record_move, record_pair, record_relevance, record_split
-from .playback import PlaybackError, browser_can_play, playable_path
+from .playback import PlaybackError, browser_can_play, playable_path, proxy_path
 from .search import (
     MAX_K,
     MAX_OFFSET,
@@ -32,12 +34,17 @@ from .search import (
     SearchError,
     SearchFilter,
     UnknownIdError,
+    cosine_to_similarity,
 )
 from .warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 2**20
+# a multipart request carries the file plus its boundaries and part headers
+MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 2**10
+UPLOAD_PATHS = ("/search/image",)
+MAX_ID = 2**63 - 1  # ids are signed 64-bit integers in the catalog
 WEB_FILES = {"": ("index.html", "text/html; charset=utf-8"), "app.js": ("app.js", "text/javascript"), "style.css": ("style.css", "text/css")}
 
 
@@ -49,37 +56,92 @@ MEDIA = Annotated[list[str] | None, Query(description="Media paths or globs rela
 KIND = Annotated[str | None, Query(pattern="^(video|image)$")]
 START = Annotated[float | None, Query(ge=0, description="Only frames at or after this time (s)")]
 END = Annotated[float | None, Query(ge=0, description="Only frames at or before this time (s)")]
-CLUSTER = Annotated[int | None, Query(description="Only frames of this cluster's shots")]
+CLUSTER = Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only frames of this cluster's shots")]
+# ids in paths: out of the id range is a bad parameter (422), in range but not in the catalog unknown (404)
+FRAME_ID = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A frame id (media_id << 20 | seq)")]
+FACE_ID = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A face id")]
+MEDIA_ID = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A media id")]
+CLUSTER_ID = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A cluster id")]
+
+
+ID = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class MoveRequest(BaseModel):
     member_kind: str = Field(description="'shot' or 'face'")
-    member_id: int
-    cluster_id: int | None = Field(description="The cluster it belongs to; null takes a pin back")
+    member_id: ID
+    cluster_id: ID | None = Field(description="The cluster it belongs to; null takes a pin back")
 
 
 class MergeRequest(BaseModel):
-    into_cluster_id: int
-    from_cluster_id: int
+    into_cluster_id: ID
+    from_cluster_id: ID
 
 
 class SplitRequest(BaseModel):
-    cluster_id: int
+    cluster_id: ID
     member_kind: str = Field(description="'shot' (scene clusters) or 'face' (character clusters)")
-    member_ids: list[int] = Field(min_length=1, max_length=10_000)
+    member_ids: list[ID] = Field(min_length=1, max_length=10_000)
 
 
 class PairRequest(BaseModel):
     member_kind: str = Field(description="'shot', 'face' or 'frame'")
-    member_id: int
-    other_member_id: int
+    member_id: ID
+    other_member_id: ID
     same: bool
 
 
 class RelevanceRequest(BaseModel):
     query: str = Field(min_length=1, max_length=2000)
-    frame_id: int
+    frame_id: ID
     relevant: bool
+
+
+class _UploadTooLarge(Exception):
+    pass
+
+
+class UploadLimit:
+    """ASGI middleware: a request to an upload path whose body is larger than `limit` bytes gets 413 before
+    the application reads (or spools to disk) more of it than that: at once when its Content-Length says
+    so, else as soon as the streamed body passes the limit."""
+
+    def __init__(self, app, limit: int = MAX_UPLOAD_REQUEST_BYTES, paths: tuple[str, ...] = UPLOAD_PATHS):
+        self.app, self.limit, self.paths = app, limit, paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.limit:
+            return await self._refuse(send)
+        state = {"received": 0, "over": False}
+
+        async def limited_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > self.limit:
+                    state["over"] = True
+                    raise _UploadTooLarge()
+            return message
+
+        async def guarded_send(message):
+            if not state["over"]:  # once over the limit, the application's own reply is not sent
+                await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not state["over"]:
+                raise
+        if state["over"]:
+            await self._refuse(send)
+
+    async def _refuse(self, send) -> None:
+        await JSONResponse({"detail": f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MiB"}, status_code=413)(
+            {"type": "http"}, None, send
+        )
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -90,7 +152,25 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def create_app(warehouse: Warehouse | str | Path | None = None, *, client: SearchClient | None = None) -> FastAPI:
+def prepare_playback_copies(warehouse: Warehouse) -> int:
+    """Make the playback copies of every video a browser cannot play that lacks one (so no first preview
+    waits for its copy); returns how many were made. Files that fail are logged and skipped."""
+    made = 0
+    for media in catalog.query(warehouse, "SELECT * FROM media WHERE kind = 'video' ORDER BY partition_key").to_pylist():
+        if browser_can_play(media) or not Path(media["path"]).is_file() or proxy_path(warehouse, media).is_file():
+            continue
+        try:
+            playable_path(warehouse, media)
+            made += 1
+        except (PlaybackError, OSError) as exc:
+            log.warning("no playback copy for %s: %s", media["partition_key"], exc)
+    return made
+
+
+def create_app(warehouse: Warehouse | str | Path | None = None, *, client: SearchClient | None = None,
+               prepare_playback: bool = False) -> FastAPI:
+    """The API and page over one warehouse. With `prepare_playback`, a background thread makes the playback
+    copies that are missing (`prepare_playback_copies`) while the server already answers."""
     warehouse = warehouse if isinstance(warehouse, Warehouse) else Warehouse.at(warehouse)
     client = client or SearchClient(warehouse)
     app = FastAPI(
@@ -98,7 +178,10 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
         description="Search a media warehouse: frames, moments, timelines, similar frames and videos, clusters.",
         version="1",
     )
+    app.add_middleware(UploadLimit)
     health_lock = threading.Lock()
+    if prepare_playback:
+        threading.Thread(target=prepare_playback_copies, args=(warehouse,), name="playback-copies", daemon=True).start()
 
     @app.exception_handler(UnknownIdError)
     def unknown_id(_: Request, exc: UnknownIdError):
@@ -215,18 +298,18 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
         return {"results": results, "k": k, "offset": offset}
 
     @app.get("/timeline/{media_id}")
-    def timeline(media_id: int, q: Annotated[str, Query(min_length=1)], buckets: Annotated[int | None, Query(ge=1, le=10_000)] = None):
+    def timeline(media_id: MEDIA_ID, q: Annotated[str, Query(min_length=1)], buckets: Annotated[int | None, Query(ge=1, le=10_000)] = None):
         """The text's similarity over one video's time, per bucket."""
         return client.timeline(q, media_id, buckets=buckets).to_dict()
 
     @app.get("/similar/frame/{frame_id}")
-    def similar_frame(frame_id: int, k: K = 20, offset: OFFSET = 0, media: MEDIA = None, kind: KIND = None, cluster_id: CLUSTER = None):
+    def similar_frame(frame_id: FRAME_ID, k: K = 20, offset: OFFSET = 0, media: MEDIA = None, kind: KIND = None, cluster_id: CLUSTER = None):
         """Frames most like a stored frame."""
         hits = client.similar_frames(frame_id, k, offset=offset, filters=filters(media, kind, None, None, cluster_id))
         return {"results": _public_hits(hits.to_dicts()), "k": k, "offset": offset}
 
     @app.get("/similar/video/{media_id}")
-    def similar_video(media_id: int, k: K = 10, offset: OFFSET = 0):
+    def similar_video(media_id: MEDIA_ID, k: K = 10, offset: OFFSET = 0):
         """Videos (and photos) most like a file, from its shot vectors (frame vectors without shots)."""
         videos = client.similar_videos(media_id, k, offset=offset).to_dicts()
         results = [
@@ -239,7 +322,7 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
     # -- files ---------------------------------------------------------------------------------------
 
     @app.get("/frame/{frame_id}", response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
-    def frame(frame_id: int):
+    def frame(frame_id: FRAME_ID):
         """The frame's JPEG thumbnail."""
         table = client.frames.get()
         row = table.rows_of(np.array([frame_id]))[0]
@@ -251,7 +334,7 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
         return _file(warehouse.root / table.thumbnail_path[row], warehouse.root, "image/jpeg", f"frame {frame_id}")
 
     @app.get("/face/{face_id}", response_class=FileResponse, responses={200: {"content": {"image/jpeg": {}}}})
-    def face(face_id: int):
+    def face(face_id: FACE_ID):
         """The face crop's JPEG."""
         rows = catalog.query(warehouse, "SELECT crop_path FROM faces WHERE face_id = ?", [face_id]).to_pylist()
         if not rows:
@@ -259,7 +342,7 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
         return _file(warehouse.root / rows[0]["crop_path"], warehouse.root, "image/jpeg", f"face {face_id}")
 
     @app.get("/video/{media_id}", response_class=FileResponse)
-    def video(media_id: int, original: Annotated[bool, Query(description="The file as it is, even if a browser cannot play it")] = False):
+    def video(media_id: MEDIA_ID, original: Annotated[bool, Query(description="The file as it is, even if a browser cannot play it")] = False):
         """The media file, or for a video a browser cannot decode (MPEG-4 Part 2, Motion-JPEG, …) a WebM
         playback copy with the same timing, made on first request. HTTP Range requests are answered (206)
         so a browser can seek."""
@@ -300,10 +383,10 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
             "WHERE cm.is_noise AND (? IS NULL OR cm.level = ?) ORDER BY cm.member_kind DESC, cm.member_id",
             [level, level],
         ).to_pylist()
-        return {"clusters": rows, "noise": {"size": len(noise), "members": noise[:500]}}
+        return {"clusters": rows, "noise": {"size": len(noise), "members": [_scored_member(m) for m in noise[:500]]}}
 
     @app.get("/clusters/{cluster_id}")
-    def cluster(cluster_id: int):
+    def cluster(cluster_id: CLUSTER_ID):
         """One cluster and its members (shots with their times, or faces)."""
         rows = catalog.query(warehouse, "SELECT * EXCLUDE (run_id) FROM clusters WHERE cluster_id = ?", [cluster_id]).to_pylist()
         if not rows:
@@ -315,7 +398,7 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
             "LEFT JOIN shots s ON s.shot_id = cm.shot_id WHERE cm.cluster_id = ? ORDER BY cm.similarity DESC NULLS LAST, cm.member_id",
             [cluster_id],
         ).to_pylist()
-        return rows[0] | {"clustered_at": str(rows[0]["clustered_at"]), "members": members}
+        return rows[0] | {"clustered_at": str(rows[0]["clustered_at"]), "members": [_scored_member(m) for m in members]}
 
     @app.post("/feedback/move", status_code=201)
     def move(request: MoveRequest):
@@ -349,7 +432,7 @@ def create_app(warehouse: Warehouse | str | Path | None = None, *, client: Searc
         return _public_row(record_relevance(warehouse, request.query, request.frame_id, relevant=request.relevant, source="api"))
 
     @app.get("/feedback")
-    def feedback_list(after_seq: Annotated[int | None, Query(description="Only rows written after this seq")] = None,
+    def feedback_list(after_seq: Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only rows written after this seq")] = None,
                       limit: Annotated[int, Query(ge=1, le=10_000)] = 1000):
         """Feedback rows in the order they were written."""
         rows = feedback_rows(warehouse, after_seq=after_seq).slice(0, limit).to_pylist()
@@ -383,6 +466,13 @@ def _public_hits(hits: list[dict]) -> list[dict]:
     ]
 
 
+def _scored_member(member: dict) -> dict:
+    """A cluster member with `similarity` on the API's scale ([0, 1], see `search.cosine_to_similarity`) and
+    the raw `cosine` to its centroid (for noise: to the nearest centroid) beside it."""
+    cosine = member.pop("similarity", None)
+    return member | {"cosine": cosine, "similarity": None if cosine is None else float(cosine_to_similarity(cosine))}
+
+
 def _public_row(row: dict) -> dict:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
 
@@ -399,4 +489,4 @@ def serve(warehouse: Warehouse, host: str = "127.0.0.1", port: int = 8000) -> No
     import uvicorn
 
     # no startup or shutdown hooks: without the lifespan task, Ctrl-C stops the server without a traceback
-    uvicorn.run(create_app(warehouse), host=host, port=port, log_level="info", lifespan="off")
+    uvicorn.run(create_app(warehouse, prepare_playback=True), host=host, port=port, log_level="info", lifespan="off")

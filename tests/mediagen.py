@@ -30,11 +30,12 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0, fourcc:
     return path
 
 
-def shots_video(path: Path, sources: list[str], seconds_each: float = 2.0, fps: float = 30.0) -> Path:
+def shots_video(path: Path, sources: list[str], seconds_each: float = 2.0, fps: float = 30.0,
+                size: tuple[int, int] = (320, 180)) -> Path:
     """Hard cuts between still photographs."""
     frames = []
     for source in sources:
-        image = photo(source)
+        image = photo(source, size)
         frames += [image] * int(round(seconds_each * fps))
     return write_video(path, frames, fps)
 

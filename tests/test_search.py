@@ -115,3 +115,22 @@ def test_similarity_maps_cosine_onto_zero_one():
 def test_an_empty_warehouse_returns_no_hits(tmp_path, tiny_clip):
     client = SearchClient(tmp_path / "empty", model=str(tiny_clip))
     assert len(client.search_text("anything")) == 0
+
+
+def test_the_rclip_style_expression_with_text_an_image_file_and_a_minus(client, built, tiny_clip):
+    """`2×'beach' + photo.jpg − 'people'` through the real encoder: the normalised weighted sum of the text
+    vectors and the image file's vector, and its search is the search for that vector."""
+    encoder = ClipEncoder.load(str(tiny_clip), device="cpu")
+    photo_path = built.media_root / "cat.png"
+    beach, people = encoder.encode_text(["a beach", "people"])
+    image = encoder.encode_images([cv2.imread(str(photo_path))])[0]
+    expected = 2 * beach + image - people
+    expected /= np.linalg.norm(expected)
+    expression = f"2×'a beach' + {photo_path} − 'people'"
+    assert client.expression_vector(expression) == pytest.approx(expected, abs=1e-4)
+    by_expression = client.search_expression(expression, k=5)
+    by_vector = client.search_vector(expected, k=5)
+    assert [h.frame_id for h in by_expression] == [h.frame_id for h in by_vector]
+    assert [h.similarity for h in by_expression] == pytest.approx([h.similarity for h in by_vector], abs=1e-5)
+    with pytest.raises(SearchError, match="cat-missing.png"):
+        client.search_expression(f"'a beach' + {built.media_root / 'cat-missing.png'}")

@@ -22,7 +22,8 @@ def build_small_warehouse(root: Path, tiny_clip: Path) -> Warehouse:
     """Two videos and a photo, ingested the way `media-assets ingest` does (Dagster runs, index, clusters)."""
     warehouse = Warehouse.at(root).ensure()
     shots_video(warehouse.media_root / "clips" / "a.mp4", ["astronaut", "chelsea", "coffee"], seconds_each=2.0)
-    shots_video(warehouse.media_root / "b.mp4", ["rocket", "astronaut"], seconds_each=2.0)
+    # large enough for the face detector to find the astronaut's face
+    shots_video(warehouse.media_root / "b.mp4", ["rocket", "astronaut"], seconds_each=2.0, size=(512, 512))
     cv2.imwrite(str(warehouse.media_root / "cat.png"), photo("chelsea", (400, 300)))
     report = ingest(warehouse, clip_model=str(tiny_clip), device="cpu", frames_config={"sample_fps": 2.0})
     assert not report.failed and len(report.succeeded) == 3, report.failed
@@ -104,6 +105,8 @@ def test_image_upload(served):
     assert bad.status_code == 422 and "not an image" in bad.json()["detail"]
     big = http.post("/search/image", files={"file": ("big.png", b"\0" * (MAX_UPLOAD_BYTES + 1), "image/png")})
     assert big.status_code == 413
+    huge = http.post("/search/image", files={"file": ("huge.png", b"\0" * (3 * MAX_UPLOAD_BYTES), "image/png")})
+    assert huge.status_code == 413 and "larger than 10 MiB" in huge.json()["detail"]
     assert http.post("/search/image").status_code == 422  # no file
 
 
@@ -138,13 +141,81 @@ def test_frames_faces_and_static_files(served):
     assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
     assert cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR) is not None
     faces = catalog.query(warehouse, "SELECT face_id FROM faces").to_pylist()
-    if faces:
-        assert http.get(f"/face/{faces[0]['face_id']}").headers["content-type"] == "image/jpeg"
+    assert faces, "the small warehouse has no face (the astronaut's): the test needs one"
+    crop = http.get(f"/face/{faces[0]['face_id']}")
+    assert crop.status_code == 200 and crop.headers["content-type"] == "image/jpeg"
     assert http.get("/face/1").status_code == 404
     assert http.get("/").status_code == 200 and "<title>media_assets</title>" in http.get("/").text
     assert http.get("/static/app.js").headers["content-type"].startswith("text/javascript")
     assert http.get("/docs").status_code == 200
     assert "/search" in http.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/frame/99999999999999999999",
+        "/frame/9223372036854775808",
+        "/similar/frame/99999999999999999999",
+        "/video/99999999999999999999",
+        "/face/-5",
+        "/clusters/18446744073709551616",
+        "/similar/video/99999999999999999999",
+        "/timeline/99999999999999999999?q=x",
+        "/search?q=cat&cluster_id=99999999999999999999",
+        "/feedback?after_seq=99999999999999999999",
+    ],
+)
+def test_ids_out_of_range_are_bad_parameters(served, path):
+    _, http = served
+    response = http.get(path)
+    assert response.status_code == 422, (path, response.status_code, response.text)
+    assert "less than or equal" in response.text or "greater than or equal" in response.text
+
+
+def test_largest_id_is_just_unknown(served):
+    _, http = served
+    for path in ("/frame/9223372036854775807", "/similar/frame/9223372036854775807", "/video/9223372036854775807"):
+        assert http.get(path).status_code == 404, path
+    moved = http.post("/feedback/move", json={"member_kind": "shot", "member_id": 2**64, "cluster_id": 1})
+    assert moved.status_code == 422
+
+
+def _asgi_call(app, chunks, headers=()):
+    """Drive an ASGI app with a POST whose body arrives in `chunks`; returns (status, body, chunks pulled)."""
+    import asyncio
+
+    pulled, sent = [], []
+
+    async def receive():
+        if len(pulled) < len(chunks):
+            pulled.append(chunks[len(pulled)])
+            return {"type": "http.request", "body": pulled[-1], "more_body": len(pulled) < len(chunks)}
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/search/image", "raw_path": b"/search/image", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"multipart/form-data; boundary=xyz"), *headers],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], body, len(pulled)
+
+
+def test_oversized_uploads_are_refused_before_they_are_read(served):
+    warehouse, _ = served
+    app = create_app(warehouse)
+    # the request says how large it is: refused without reading any of it
+    status, body, pulled = _asgi_call(app, [b"x" * 1024] * 4, headers=[(b"content-length", str(50 * 2**20).encode())])
+    assert status == 413 and b"larger than 10 MiB" in body and pulled == 0
+    # a streamed (chunked) body: refused once it passes the limit, the rest never read
+    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+    status, body, pulled = _asgi_call(app, [head] + [b"\0" * 2**20] * 40)
+    assert status == 413 and b"larger than 10 MiB" in body and pulled == 12
 
 
 @pytest.mark.parametrize(
@@ -232,14 +303,34 @@ def test_clusters_and_pinning_through_the_api(served):
     assert http.get("/clusters", params={"level": "galaxy"}).status_code == 422
     assert http.get("/clusters/999999").status_code == 404
     shot = catalog.query(warehouse, "SELECT shot_id FROM shots ORDER BY shot_id LIMIT 1").to_pylist()[0]["shot_id"]
-    if body["clusters"]:
-        scene = next(c for c in body["clusters"] if c["level"] == "scene")
-        detail = http.get(f"/clusters/{scene['cluster_id']}").json()
-        assert detail["cluster_id"] == scene["cluster_id"] and len(detail["members"]) == scene["size"]
-        response = http.post("/feedback/move", json={"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"]})
-        assert response.status_code == 201 and response.json()["source"] == "api"
-        pins = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id, source FROM cluster_pins").to_pylist()
-        assert pins == [{"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"], "source": "api"}]
+    assert body["clusters"], "the small warehouse has no cluster: the test needs one"
+    scene = next(c for c in body["clusters"] if c["level"] == "scene")
+    detail = http.get(f"/clusters/{scene['cluster_id']}").json()
+    assert detail["cluster_id"] == scene["cluster_id"] and len(detail["members"]) == scene["size"]
+    # similarity on the API's [0, 1] scale, the raw cosine beside it
+    for member in detail["members"] + body["noise"]["members"]:
+        if member["similarity"] is None:  # a noise face in a scene with no character cluster to be near
+            assert member in body["noise"]["members"] and member["nearest_cluster_id"] is None and member["cosine"] is None
+            continue
+        assert 0 <= member["similarity"] <= 1
+        assert member["similarity"] == pytest.approx((1 + member["cosine"]) / 2)
+    response = http.post("/feedback/move", json={"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"]})
+    assert response.status_code == 201 and response.json()["source"] == "api"
+    pins = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id, source FROM cluster_pins").to_pylist()
+    assert pins == [{"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"], "source": "api"}]
     assert http.post("/feedback/move", json={"member_kind": "frame", "member_id": shot, "cluster_id": 1}).status_code == 422
     assert http.post("/feedback/move", json={"member_kind": "shot", "member_id": 5, "cluster_id": None}).status_code == 404
     assert http.post("/feedback/move", json={"member_kind": "shot", "member_id": "x"}).status_code == 422
+
+
+def test_playback_copies_can_be_made_ahead(served):
+    warehouse, http = served
+    for stale in (warehouse.root / "playback").glob("*.webm"):
+        stale.unlink()
+    from media_assets.server import prepare_playback_copies
+
+    assert prepare_playback_copies(warehouse) == 2  # both mp4v videos; the photo needs none
+    assert prepare_playback_copies(warehouse) == 0  # made once
+    assert len(list((warehouse.root / "playback").glob("*.webm"))) == 2
+    response = http.get(f"/video/{media_id_for('b.mp4')}")
+    assert response.status_code == 200 and response.headers["content-type"] == "video/webm"

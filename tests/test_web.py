@@ -155,3 +155,37 @@ def test_dragging_a_noise_shot_onto_a_cluster_writes_a_pin(site, browser):
     }
     assert page.locator(f".noise-shot[data-shot-id='{shot_id}']").count() == 0
     page.close()
+
+
+def test_opening_a_cluster_and_moving_one_of_its_shots_to_another(site, browser):
+    warehouse, url = site
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url + "/")
+    page.click("#tab-clusters")
+    page.wait_for_selector(".card.cluster")
+    scenes = page.locator("#clusters .card.cluster")
+    assert scenes.count() >= 2, "the small warehouse needs two scene clusters for this test"
+    source, target = scenes.nth(0), scenes.nth(1)
+    source_id, target_id = int(source.get_attribute("data-cluster-id")), int(target.get_attribute("data-cluster-id"))
+    source.click()
+    page.wait_for_selector("#cluster-detail:not([hidden]) .cluster-shot")
+    members = page.locator("#cluster-members .cluster-shot")
+    size = catalog.query(warehouse, "SELECT size FROM clusters WHERE cluster_id = ?", [source_id]).to_pylist()[0]["size"]
+    assert members.count() == size
+    assert 0 <= float(members.first.locator(".similarity").inner_text().lstrip("📌 ")) <= 1
+    characters = catalog.query(warehouse, "SELECT count(*) AS n FROM clusters WHERE parent_id = ?", [source_id]).to_pylist()[0]["n"]
+    assert page.locator("#cluster-characters .card.cluster").count() == characters
+    shot_id = int(members.first.get_attribute("data-member-id"))
+    members.first.drag_to(target)
+    page.wait_for_function("document.querySelector('#cluster-status').textContent.includes('pinned')")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "cluster-detail.png"), full_page=True)
+    latest = catalog.query(
+        warehouse, "SELECT member_kind, member_id, cluster_id, source FROM cluster_pins WHERE member_id = ? ORDER BY seq DESC LIMIT 1", [shot_id]
+    ).to_pylist()
+    assert latest == [{"member_kind": "shot", "member_id": shot_id, "cluster_id": target_id, "source": "api"}]
+    assert page.locator(f"#cluster-members .cluster-shot[data-member-id='{shot_id}']").count() == 0
+    assert not errors, errors
+    page.close()

@@ -214,65 +214,129 @@ window.addEventListener("drop", (event) => {
 
 // -- clusters --------------------------------------------------------------------------------------
 
-function thumbnail(frameId) {
+function image(url, className = "") {
   const img = document.createElement("img");
   img.loading = "lazy";
   img.alt = "";
-  img.src = `/frame/${frameId}`;
+  img.src = url;
+  if (className) img.className = className;
   return img;
+}
+const thumbnail = (frameId) => image(`/frame/${frameId}`);
+const faceThumbnail = (faceId) => image(`/face/${faceId}`, "face");
+
+// a card that accepts dropped members of one kind ("shot" onto scene clusters, "face" onto characters)
+function dropTarget(div, memberKind, clusterId) {
+  div.dataset.clusterId = clusterId;
+  div.addEventListener("dragover", (event) => {
+    if (!Array.from(event.dataTransfer.types).includes(`text/x-${memberKind}-id`)) return;
+    event.preventDefault();
+    div.classList.add("drop-target");
+  });
+  div.addEventListener("dragleave", () => div.classList.remove("drop-target"));
+  div.addEventListener("drop", (event) => {
+    const memberId = event.dataTransfer.getData(`text/x-${memberKind}-id`);
+    if (!memberId) return;
+    event.preventDefault();
+    div.classList.remove("drop-target");
+    pinMember(memberKind, memberId, clusterId);
+  });
+}
+
+// a shot or face card that can be dragged onto a cluster
+function memberCard(member, className) {
+  const div = document.createElement("div");
+  div.className = `card member ${className}`;
+  div.draggable = true;
+  div.dataset.memberKind = member.member_kind;
+  div.dataset.memberId = member.member_id;
+  if (member.member_kind === "shot") div.dataset.shotId = member.member_id;
+  div.append(member.member_kind === "face" ? faceThumbnail(member.member_id) : thumbnail(member.frame_id));
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  meta.innerHTML = `<span class="name"></span><span class="row"><span class="time"></span><span class="similarity"></span></span>`;
+  meta.querySelector(".name").textContent = member.partition_key;
+  meta.querySelector(".time").textContent = member.start_s === null || member.start_s === undefined
+    ? "" : `${clock(member.start_s)}–${clock(member.end_s)}`;
+  if (member.similarity !== null && member.similarity !== undefined) {
+    meta.querySelector(".similarity").textContent = (member.pinned ? "📌 " : "") + member.similarity.toFixed(3);
+    meta.querySelector(".similarity").title = member.is_noise
+      ? "similarity to the nearest cluster, 0..1" : "similarity to the cluster's centre, 0..1";
+  }
+  div.append(meta);
+  div.addEventListener("dragstart", (event) => {
+    event.dataTransfer.setData(`text/x-${member.member_kind}-id`, String(member.member_id));
+    event.dataTransfer.setData("text/plain", String(member.member_id));
+    event.dataTransfer.effectAllowed = "move";
+  });
+  return div;
+}
+
+function clusterCard(cluster, memberKind) {
+  const div = document.createElement("div");
+  div.className = `card cluster ${cluster.level}`;
+  const thumbs = document.createElement("div");
+  thumbs.className = "cluster-thumbs";
+  thumbs.append(...(cluster.representative_frame_ids || []).slice(0, 4).map(thumbnail));
+  const meta = document.createElement("div");
+  meta.className = "meta";
+  meta.innerHTML = `<span class="name"></span><span class="row"><span class="size"></span><span class="videos"></span></span>`;
+  meta.querySelector(".name").textContent = cluster.name || `${cluster.level === "scene" ? "scene" : "character"} ${cluster.cluster_id}`;
+  meta.querySelector(".size").textContent = `${cluster.size} ${memberKind}s`;
+  meta.querySelector(".videos").textContent = `${cluster.media_count} files`;
+  div.append(thumbs, meta);
+  dropTarget(div, memberKind, cluster.cluster_id);
+  return div;
 }
 
 async function loadClusters() {
   $("#cluster-status").textContent = "loading…";
   try {
-    const body = await api("/clusters?level=scene");
-    const cards = body.clusters.map((cluster) => {
-      const div = document.createElement("div");
-      div.className = "card cluster";
-      div.dataset.clusterId = cluster.cluster_id;
-      const thumbs = document.createElement("div");
-      thumbs.className = "cluster-thumbs";
-      thumbs.append(...cluster.representative_frame_ids.slice(0, 4).map(thumbnail));
-      const meta = document.createElement("div");
-      meta.className = "meta";
-      meta.innerHTML = `<span class="name"></span><span class="row"><span class="size"></span><span class="videos"></span></span>`;
-      meta.querySelector(".name").textContent = cluster.name || `cluster ${cluster.cluster_id}`;
-      meta.querySelector(".size").textContent = `${cluster.size} shots`;
-      meta.querySelector(".videos").textContent = `${cluster.media_count} files`;
-      div.append(thumbs, meta);
-      div.addEventListener("dragover", (event) => { event.preventDefault(); div.classList.add("drop-target"); });
-      div.addEventListener("dragleave", () => div.classList.remove("drop-target"));
-      div.addEventListener("drop", (event) => {
-        event.preventDefault();
-        div.classList.remove("drop-target");
-        const shotId = event.dataTransfer.getData("text/x-shot-id") || event.dataTransfer.getData("text/plain");
-        if (shotId) pinShot(shotId, cluster.cluster_id);
-      });
-      return div;
-    });
-    $("#clusters").replaceChildren(...cards);
-    const shots = body.noise.members.filter((m) => m.member_kind === "shot");
-    setNoiseSize(shots.length);
-    $("#noise").replaceChildren(...shots.map((member) => {
-      const div = document.createElement("div");
-      div.className = "card noise-shot";
-      div.draggable = true;
-      div.dataset.shotId = member.member_id;
-      div.append(thumbnail(member.frame_id));
-      const meta = document.createElement("div");
-      meta.className = "meta";
-      meta.innerHTML = `<span class="name"></span><span class="row"><span class="time"></span></span>`;
-      meta.querySelector(".name").textContent = member.partition_key;
-      meta.querySelector(".time").textContent = member.start_s === null ? "" : `${clock(member.start_s)}–${clock(member.end_s)}`;
-      div.append(meta);
-      div.addEventListener("dragstart", (event) => {
-        event.dataTransfer.setData("text/x-shot-id", String(member.member_id));
-        event.dataTransfer.setData("text/plain", String(member.member_id));
-        event.dataTransfer.effectAllowed = "move";
-      });
+    const body = await api("/clusters");
+    state.clusters = body.clusters;
+    const scenes = body.clusters.filter((c) => c.level === "scene");
+    $("#clusters").replaceChildren(...scenes.map((cluster) => {
+      const div = clusterCard(cluster, "shot");
+      div.addEventListener("click", () => openCluster(cluster.cluster_id));
+      const characters = body.clusters.filter((c) => c.parent_id === cluster.cluster_id).length;
+      if (characters) div.querySelector(".videos").textContent += ` · ${characters} character${characters === 1 ? "" : "s"}`;
       return div;
     }));
-    $("#cluster-status").textContent = body.clusters.length ? "" : "no clusters yet (materialize clusters)";
+    const shots = body.noise.members.filter((m) => m.member_kind === "shot");
+    setNoiseSize(shots.length);
+    $("#noise").replaceChildren(...shots.map((member) => memberCard(member, "noise-shot")));
+    $("#cluster-status").textContent = scenes.length ? "" : "no clusters yet (materialize clusters)";
+    if (state.openCluster && scenes.some((c) => c.cluster_id === state.openCluster)) openCluster(state.openCluster);
+    else $("#cluster-detail").hidden = true;
+  } catch (error) {
+    $("#cluster-status").textContent = error.message;
+  }
+}
+
+// one scene cluster: its shots (drag one onto another scene to move it) and its characters (faces can be
+// dragged between them)
+async function openCluster(clusterId) {
+  state.openCluster = clusterId;
+  document.querySelectorAll(".card.cluster.selected").forEach((c) => c.classList.remove("selected"));
+  document.querySelector(`#clusters .card.cluster[data-cluster-id="${clusterId}"]`)?.classList.add("selected");
+  try {
+    const detail = await api(`/clusters/${clusterId}`);
+    $("#cluster-detail").hidden = false;
+    $("#cluster-detail-title").textContent = `${detail.name || `scene ${detail.cluster_id}`}: ${detail.size} shots in ${detail.media_count} files`;
+    $("#cluster-members").replaceChildren(...detail.members.map((member) => memberCard(member, "cluster-shot")));
+    const characters = (state.clusters || []).filter((c) => c.parent_id === clusterId);
+    const faces = await Promise.all(characters.map((c) => api(`/clusters/${c.cluster_id}`)));
+    $("#cluster-characters-head").hidden = !characters.length;
+    $("#cluster-characters").replaceChildren(...characters.map((character, i) => {
+      const div = clusterCard(character, "face");
+      const crops = div.querySelector(".cluster-thumbs");
+      crops.replaceChildren(...faces[i].members.slice(0, 8).map((member) => {
+        const face = memberCard(member, "character-face");
+        face.querySelector(".meta").remove();
+        return face;
+      }));
+      return div;
+    }));
   } catch (error) {
     $("#cluster-status").textContent = error.message;
   }
@@ -282,16 +346,17 @@ function setNoiseSize(count) {
   $("#noise-size").textContent = `(${count} shot${count === 1 ? "" : "s"})`;
 }
 
-async function pinShot(shotId, clusterId) {
+async function pinMember(memberKind, memberId, clusterId) {
   try {
     await api("/feedback/move", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ member_kind: "shot", member_id: shotId, cluster_id: clusterId }),
+      body: `{"member_kind": ${JSON.stringify(memberKind)}, "member_id": ${memberId}, "cluster_id": ${clusterId}}`,
     });
-    document.querySelector(`.noise-shot[data-shot-id="${shotId}"]`)?.remove();
+    const moved = document.querySelector(`.card.member[data-member-kind="${memberKind}"][data-member-id="${memberId}"]`);
+    if (moved && !moved.closest(`[data-cluster-id="${clusterId}"]`)) moved.remove();
     setNoiseSize(document.querySelectorAll(".noise-shot").length);
-    $("#cluster-status").textContent = `shot ${shotId} pinned to cluster ${clusterId}; it moves there at the next clustering`;
+    $("#cluster-status").textContent = `${memberKind} ${memberId} pinned to cluster ${clusterId}; it moves there at the next clustering`;
   } catch (error) {
     $("#cluster-status").textContent = error.message;
   }
