@@ -50,7 +50,9 @@ Held-out evaluation (`split_feedback`, `evaluate`)
     accumulates, so the adapter in service was never trained on today's held-out items. Without keys, every
     group sends about `held_out` of its items to the held-out side (at least 2 when it has 4 or more);
     ungrouped items in pairs follow a grouped partner or are split as connected components. A relevance
-    judgement goes with its item; pairs with an end on each side are dropped.
+    judgement goes with its item; pairs with an end on each side are dropped. Items named in `train_only`
+    always train (the loop passes the companions the clustering labelled, so every held-out query is
+    something a person said; the companions are the gallery a held-out member must find its group in).
     `evaluate(adapter, held_out, gallery=training)` reports:
     * `map_at_k`: mean average precision@k of same-group retrieval: each grouped held-out item queries the
       other grouped held-out items plus, when given, the grouped items of `gallery` (AP@k normalised by
@@ -71,8 +73,10 @@ Promotion (`promotion_decision`, `PromotionRule`)
     mAP@10) and each gain is at least `min_z` (2) standard errors of the paired per-query differences (an
     adapter trained on shuffled labels once "gained" +0.024 by chance over 58 queries, z = 1.2), and when
     it keeps the base geometry on items feedback never touched: `generic_retrieval_score` may be at most
-    `max_generic_drop` (0.01) below the current adapter's and not below `min_generic` (0.95). The reason
-    string gives every number.
+    `max_generic_drop` (0.01) below the current adapter's and not below `min_generic` (0.95). When the
+    held-out feedback holds relevance judgements, the candidate's recall@k of the judged-relevant frames may
+    not fall more than `max_relevance_drop` (0.02) below the current adapter's or the base model's,
+    whatever the primary metric gained. The reason string gives every number.
     `generic_retrieval_score` is overlap@k with a tolerance: the share of each sampled item's k nearest
     neighbours under the base model that are still among its `within` = 2k nearest after the adapter.
     Plain overlap@k (within=k) counts swaps of near-tied neighbours at rank k: on the benchmark's other
@@ -394,17 +398,22 @@ def _key_fraction(key, seed: int) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_feedback(feedback: Feedback, held_out: float = 0.25, seed: int = 0) -> tuple[Feedback, Feedback]:
+def split_feedback(feedback: Feedback, held_out: float = 0.25, seed: int = 0, *,
+                   train_only: Iterable = ()) -> tuple[Feedback, Feedback]:
     """(training, held-out) feedback; deterministic for a seed; no item is on both sides (see the module
-    docstring). The background goes with the training side only."""
+    docstring). The background goes with the training side only. Items whose key is in `train_only`
+    (needs `item_keys`; e.g. labels the clustering gave, not a person) always go to training."""
     if not _is_number(held_out) or not 0 < held_out < 1:
         raise ValueError(f"held_out must be a fraction in (0, 1), got {held_out!r}")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     rng = np.random.default_rng(seed)
     n = len(feedback)
+    train_only = {_canonical_key(key) for key in train_only}
+    if train_only and feedback.item_keys is None:
+        raise ValueError("train_only needs Feedback.item_keys")
     if feedback.item_keys is not None:  # stable: an item's side depends on its key only
-        held = np.array([_key_fraction(key, seed) < held_out for key in feedback.item_keys], bool)
+        held = np.array([key not in train_only and _key_fraction(key, seed) < held_out for key in feedback.item_keys], bool)
         return _split_at(feedback, held, held_out)
     side = np.full(n, -1, np.int8)  # 1: held out, 0: training, -1: not yet decided
     for group in np.unique(feedback.groups[feedback.groups >= 0]):
@@ -915,7 +924,8 @@ def generic_retrieval_score(adapter: EmbeddingAdapter | None, vectors: np.ndarra
                             sample: int = 500, seed: int = 0, within: int | None = None) -> float:
     """Overlap@k: for `sample` items drawn from `vectors` (items no feedback touched), the share of their k
     nearest neighbours among `vectors` (exact, cosine, not themselves) under the base model that are still
-    among the k nearest after the adapter. 1.0 = the adapter left their neighbourhoods alone."""
+    among the `within` (default 2k) nearest after the adapter (see the module docstring for why the
+    tolerance). 1.0 = the adapter left their neighbourhoods alone."""
     if not _is_int(k) or k < 1 or not _is_int(sample) or sample < 1:
         raise ValueError(f"k and sample must be integers >= 1, got k={k!r} sample={sample!r}")
     base = _unit_matrix(vectors, "generic vectors")
@@ -963,9 +973,12 @@ class PromotionRule:
     max_generic_drop: float = 0.01
     min_z: float = 2.0
     min_generic: float = 0.95
+    # with held-out relevance judgements: recall@k of the judged-relevant frames may not fall more than this
+    # below the current adapter's or the base model's, whatever the primary metric gained
+    max_relevance_drop: float = 0.02
 
     def __post_init__(self) -> None:
-        for name in ("min_gain", "max_generic_drop", "min_generic"):
+        for name in ("min_gain", "max_generic_drop", "min_generic", "max_relevance_drop"):
             value = getattr(self, name)
             if not _is_number(value) or not math.isfinite(value) or not 0 <= value <= 1:
                 raise ValueError(f"PromotionRule.{name} must be in [0, 1], got {value!r}")
@@ -1014,6 +1027,18 @@ def promotion_decision(candidate: dict, current: dict, baseline: dict, generic_c
                             f"is within noise (z = {z:.1f} over {queries} held-out queries; at least "
                             f"{rule.min_z:.1f} needed)")
         gains.append(f"{value_other:.3f} for {what} ({gain:+.3f}, z = {z:.1f})")
+    relevance = []
+    recall = candidate.get("recall_at_k", float("nan"))
+    if candidate.get("relevance_queries") and math.isfinite(recall):
+        k = candidate.get("k", 10)
+        for other, what in ((current, "the current adapter"), (baseline, "the base model")):
+            recall_other = other.get("recall_at_k", float("nan"))
+            if not math.isfinite(recall_other):
+                continue
+            if recall < recall_other - rule.max_relevance_drop:
+                failures.append(f"held-out recall@{k} of judged-relevant frames {recall:.3f} vs {recall_other:.3f} for "
+                                f"{what} (drop {recall_other - recall:.3f} > {rule.max_relevance_drop:.3f} allowed)")
+            relevance.append(f"{recall_other:.3f} for {what}")
     if drop > rule.max_generic_drop:
         failures.append(f"generic retrieval (neighbour overlap) {generic_candidate:.3f} vs {generic_current:.3f} "
                         f"for the current adapter (drop {drop:.3f} > {rule.max_generic_drop:.3f} allowed)")
@@ -1022,6 +1047,8 @@ def promotion_decision(candidate: dict, current: dict, baseline: dict, generic_c
                         f"{rule.min_generic:.3f} (the base model is 1.000)")
     if failures:
         return False, "not promoted: " + "; ".join(failures)
+    relevance_text = (f"; held-out recall@{candidate.get('k', 10)} of judged-relevant frames {recall:.3f} vs "
+                      f"{' and '.join(relevance)}" if relevance else "")
     return True, (f"promoted: held-out {name} {value:.3f} vs {gains[0]} and {gains[1]}, gain needed "
                   f"{rule.min_gain:+.3f} at z >= {rule.min_z:.1f}; generic retrieval {generic_candidate:.3f} vs "
-                  f"{generic_current:.3f} (drop {max(drop, 0.0):.3f} <= {rule.max_generic_drop:.3f})")
+                  f"{generic_current:.3f} (drop {max(drop, 0.0):.3f} <= {rule.max_generic_drop:.3f}){relevance_text}")

@@ -82,8 +82,10 @@ feedback (append-only; see media_assets.feedback): feedback_id VARCHAR, seq BIGI
 cluster_pins (view): pin_id, seq, kind, member_kind, member_id, cluster_id (NULL: unpin), source, pinned_at
 cluster_names (append-only): naming_id VARCHAR, cluster_id, name (NULL: clear), source, named_at
 adapters (append-only; see media_assets.learning): version INT, status VARCHAR ('candidate'|'promoted'),
-    base_model_id, feedback_from_seq, feedback_through_seq BIGINT, feedback_rows INT, held_out_metric
-    DOUBLE (held-out mAP@10 of the candidate), decision VARCHAR (the gate's reason), path, run_id, recorded_at
+    base_model_id, feedback_from_seq, feedback_through_seq BIGINT, feedback_rows INT, held_out_metric_name
+    VARCHAR ('map@10', or 'triplet_accuracy' when no held-out item has a labelled partner), held_out_metric
+    DOUBLE (the candidate's), held_out_current, held_out_base DOUBLE, generic_retrieval DOUBLE,
+    compared_with_version INT, decision VARCHAR (the gate's reason), path, run_id, recorded_at
 """
 
 from __future__ import annotations

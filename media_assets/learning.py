@@ -10,11 +10,17 @@
   against none on the held-out feedback, and generic retrieval on vectors no feedback touched
   (`adapter.promotion_decision`).
 - `promote` makes a version current (`models/adapters/current.json` and a `promoted` row); version 0 is
-  "no adapter". `rollback` promotes the previous current version again: one command.
+  "no adapter". After training (`gate=True`) it takes only a candidate its gate passed, judged against the
+  adapter current at promotion time (a judgement against another version is stale and refused), and the
+  Dagster assets find "their" candidate by run id (`candidate_of_run`), so overlapping runs cannot promote
+  each other's candidates; version numbers are reserved by creating their folder. `rollback` steps back to
+  the newest promoted version older than the current one: one command. No adapter is promoted or applied
+  to vectors of a model other than the one it was trained for (`check_applies`).
 - `write_adapted_vectors` applies the current adapter to every frame, shot and face vector into the
   LanceDB tables `adapted_frame_vectors`, `adapted_shot_vectors`, `adapted_face_vectors`, each row with
-  the `adapter_version` that made it. `serving_store` is what the index, the clusters and the search
-  client read: the adapted table when it was made by the current adapter, else the base table.
+  the `adapter_version` that made it (the base tables are what no adapter touched: version 0).
+  `serving_store` is what the index, the clusters and the search client read: the adapted table when it
+  was made by the current adapter, else the base table.
 """
 
 from __future__ import annotations
@@ -118,6 +124,7 @@ class TrainingSet:
     rows_used: int
     from_seq: int | None
     through_seq: int | None
+    companions: set = dataclasses.field(default_factory=set)  # items only the clustering put in a group, no person
 
 
 def _vectors_by_key(warehouse: Warehouse) -> dict[tuple[str, int], np.ndarray]:
@@ -169,7 +176,10 @@ def build_training_set(warehouse: Warehouse, encoder=None, *, through_seq: int |
         feedback, keys, counts = feedback_from_rows(companion_rows + rows, vectors, query_vectors)
     except ValueError as error:
         raise LearningError(f"the feedback up to seq {through_seq} gives nothing to train on: {error}") from error
-    return TrainingSet(feedback, keys, counts, len(rows), rows[0]["seq"], rows[-1]["seq"])
+    named = {(r["member_kind"], int(r["member_id"])) for r in rows if r["member_id"] is not None}
+    named |= {(r["member_kind"], int(r["other_member_id"])) for r in rows if r["other_member_id"] is not None}
+    companions = {(r["member_kind"], r["member_id"]) for r in companion_rows} - named
+    return TrainingSet(feedback, keys, counts, len(rows), rows[0]["seq"], rows[-1]["seq"], companions)
 
 
 def _cluster_companions(warehouse: Warehouse, cluster_ids: set[int]) -> dict[int, list[tuple[str, int]]]:
@@ -203,9 +213,22 @@ class Candidate:
         return self.metadata["decision"]
 
 
-def _next_version(warehouse: Warehouse) -> int:
-    versions = [int(p.name[1:]) for p in adapters_dir(warehouse).glob("v[0-9][0-9][0-9][0-9]") if p.is_dir()]
-    return max(versions, default=0) + 1
+def _versions(warehouse: Warehouse) -> list[int]:
+    """Every version folder, saved or only reserved, in order."""
+    return sorted(int(p.name[1:]) for p in adapters_dir(warehouse).glob("v[0-9][0-9][0-9][0-9]") if p.is_dir())
+
+
+def _reserve_version(warehouse: Warehouse) -> int:
+    """A new version number, taken by creating its folder (mkdir is atomic: two runs training at once
+    never get the same number)."""
+    adapters_dir(warehouse).mkdir(parents=True, exist_ok=True)
+    while True:
+        version = max(_versions(warehouse), default=0) + 1
+        try:
+            version_dir(warehouse, version).mkdir()
+            return version
+        except FileExistsError:
+            continue
 
 
 MIN_GENERIC_VECTORS = 200
@@ -249,7 +272,10 @@ def train_candidate(warehouse: Warehouse, encoder=None, *, through_seq: int | No
     if len(background):
         training.feedback = dataclasses.replace(training.feedback, background=background)
     try:
-        train, held_out = split_feedback(training.feedback, held_out=HELD_OUT, seed=settings.seed)
+        # only what people said is held out: companions (the clustering's labels) always train, and serve
+        # as the gallery a held-out member must find its group in
+        train, held_out = split_feedback(training.feedback, held_out=HELD_OUT, seed=settings.seed,
+                                         train_only=training.companions)
         adapter, train_metrics = train_adapter(train, settings)
     except ValueError as error:
         raise LearningError(f"cannot train on the feedback up to seq {through_seq} "
@@ -273,7 +299,7 @@ def train_candidate(warehouse: Warehouse, encoder=None, *, through_seq: int | No
         reason += f" (generic retrieval not measured: only {len(generic_vectors)} untouched frames)"
     for result in scores.values():
         result.pop("primary_per_query", None)  # one number per held-out query: not for the metadata
-    version = _next_version(warehouse)
+    version = _reserve_version(warehouse)
     metadata = {
         "version": version,
         "base_model_id": ",".join(VectorStore(warehouse, FRAME_VECTORS).model_ids()),
@@ -281,6 +307,7 @@ def train_candidate(warehouse: Warehouse, encoder=None, *, through_seq: int | No
         "feedback_through_seq": training.through_seq,
         "feedback_rows": training.rows_used,
         "items": len(training.items),
+        "companion_items": len(training.companions),
         "training_signal": _jsonable(training.feedback.summary() | {k: v for k, v in training.counts.items() if k.startswith("skipped")}),
         "held_out_items": len(held_out),
         "compared_with_version": current_version_,
@@ -299,20 +326,67 @@ def train_candidate(warehouse: Warehouse, encoder=None, *, through_seq: int | No
 
 
 def candidate_metadata(warehouse: Warehouse, version: int) -> dict:
-    from .adapter import EmbeddingAdapter
+    from .adapter import AdapterFileError, EmbeddingAdapter
 
-    return EmbeddingAdapter.load(version_dir(warehouse, version))[1]
+    try:
+        return EmbeddingAdapter.load(version_dir(warehouse, version))[1]
+    except AdapterFileError as error:
+        raise LearningError(f"adapter version {version} cannot be read: {error}") from error
+
+
+def _saved_versions(warehouse: Warehouse) -> list[int]:
+    from .adapter import MANIFEST
+
+    return [v for v in _versions(warehouse) if (version_dir(warehouse, v) / MANIFEST).is_file()]
 
 
 def latest_candidate(warehouse: Warehouse) -> int:
-    return _next_version(warehouse) - 1
+    """The newest saved version (0 when there is none)."""
+    return max(_saved_versions(warehouse), default=0)
 
 
-def promote(warehouse: Warehouse, version: int, *, reason: str, run_id: str = "") -> None:
-    """Make `version` current (0: no adapter)."""
+def candidate_of_run(warehouse: Warehouse, run_id: str) -> int:
+    """The version the run `run_id` trained (its metadata records the run): what that run's gate judges and
+    promotes, whatever other runs trained meanwhile."""
+    for version in reversed(_saved_versions(warehouse)):
+        if candidate_metadata(warehouse, version).get("run_id") == run_id:
+            return version
+    raise LearningError(f"run {run_id} trained no adapter version (materialize embedding_adapter in the same run)")
+
+
+def current_model_ids(warehouse: Warehouse) -> list[str]:
+    return VectorStore(warehouse, FRAME_VECTORS).model_ids()
+
+
+def check_applies(warehouse: Warehouse, version: int, metadata: dict | None = None) -> None:
+    """Raise LearningError unless adapter `version` was trained on vectors of the model the frame vectors
+    are made with now (an adapter of one model's space means nothing in another's)."""
+    if not version:
+        return
+    metadata = candidate_metadata(warehouse, version) if metadata is None else metadata
+    trained_for, now = metadata.get("base_model_id"), ",".join(current_model_ids(warehouse))
+    if trained_for != now:
+        raise LearningError(f"adapter version {version} was trained for vectors of {trained_for!r}; the frame vectors "
+                            f"are made with {now or 'no model'!r} now (train a new adapter, or roll back to 0)")
+
+
+def promote(warehouse: Warehouse, version: int, *, reason: str, run_id: str = "", gate: bool = True) -> None:
+    """Make `version` current (0: no adapter). With `gate` (promotion after training), only a candidate
+    its gate passed, judged against the adapter current now: if another version became current since the
+    candidate was judged, the judgement is stale and the candidate is refused. `gate=False` is for
+    rollbacks to a version people choose. Either way the adapter must fit the model of the stored vectors."""
     if version and not version_dir(warehouse, version).is_dir():
         raise LearningError(f"there is no adapter version {version} under {adapters_dir(warehouse)}")
     metadata = candidate_metadata(warehouse, version) if version else {}
+    if gate and version:
+        decision = metadata.get("decision", {})
+        if not decision.get("promote"):
+            raise LearningError(f"adapter version {version} did not pass its gate: {decision.get('reason', 'no decision recorded')}")
+        judged_against, now = metadata.get("compared_with_version"), current_version(warehouse)
+        if judged_against != now:
+            raise LearningError(f"adapter version {version} was judged against version {judged_against}, but version {now} "
+                                "is current now: its gate decision is stale (train again)")
+    check_applies(warehouse, version, metadata)
     adapters_dir(warehouse).mkdir(parents=True, exist_ok=True)
     pointer = adapters_dir(warehouse) / "current.json"
     partial = pointer.with_name(f".current.{os.getpid()}.json")
@@ -327,15 +401,17 @@ def promoted_history(warehouse: Warehouse) -> list[int]:
 
 
 def rollback(warehouse: Warehouse, to_version: int | None = None, *, run_id: str = "") -> int:
-    """Make an earlier adapter current again: `to_version`, or the one current before this one (0 when
-    there was none). Returns the version now current. Adapted vectors, the index and the clusters follow
-    at their next materialization (`media-assets adapter rollback` runs them)."""
+    """Make an earlier adapter current again: `to_version` (0: none), or the newest version ever promoted
+    that is older than the current one (0 when there is none), so repeated rollbacks step back one
+    promoted version at a time. Returns the version now current. Adapted vectors, the index and the
+    clusters follow at their next materialization (`media-assets adapter rollback` runs them)."""
     now = current_version(warehouse)
     if to_version is None:
-        history = promoted_history(warehouse)
-        earlier = [v for v in history[: len(history) - 1 - history[::-1].index(now)]] if now in history else history
-        to_version = earlier[-1] if earlier else 0
-    promote(warehouse, int(to_version), reason=f"rollback from version {now}", run_id=run_id)
+        if now == 0:
+            raise LearningError("no adapter is current: there is nothing to roll back")
+        earlier = [v for v in promoted_history(warehouse) if 0 < v < now]
+        to_version = max(earlier, default=0)
+    promote(warehouse, int(to_version), reason=f"rollback from version {now}", run_id=run_id, gate=False)
     return int(to_version)
 
 
@@ -389,6 +465,13 @@ def write_adapted_vectors(warehouse: Warehouse, *, run_id: str = "") -> dict:
     """Re-derive the adapted tables from the base vectors with the current adapter (or drop them when
     there is none). Returns rows written per table."""
     adapter, version = current_adapter(warehouse)
+    try:
+        check_applies(warehouse, version)
+    except LearningError:
+        for base, adapted_name in ADAPTED.items():  # nothing adapted stays served beside vectors of another model
+            VectorStore(warehouse, adapted_name).drop()
+            _stamp_path(warehouse, base).unlink(missing_ok=True)
+        raise
     written = {}
     for base, adapted_name in ADAPTED.items():
         store = VectorStore(warehouse, adapted_name)

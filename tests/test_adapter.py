@@ -155,6 +155,19 @@ def test_promotion_rule_reasons_carry_the_numbers():
     ok, why = promotion_decision(nan, nan, nan, 1.0, 1.0)
     assert not ok and "more feedback" in why
 
+    # a gain on the primary metric does not excuse losing judged-relevant frames from the top k
+    def judged(result_, recall):
+        return {**result_, "recall_at_k": recall, "relevance_queries": 6, "k": 10}
+
+    ok, why = promotion_decision(judged(clear, 0.50), judged(base, 0.70), judged(base, 0.60), 1.0, 1.0)
+    assert not ok and "recall@10 of judged-relevant frames 0.500 vs 0.700 for the current adapter (drop 0.200 > 0.020" in why
+    assert "0.500 vs 0.600 for the base model" in why
+    ok, why = promotion_decision(judged(clear, 0.69), judged(base, 0.70), judged(base, 0.60), 1.0, 1.0)
+    assert ok and "recall@10 of judged-relevant frames 0.690 vs 0.700 for the current adapter and 0.600 for the base model" in why
+    ok, _ = promotion_decision(judged(clear, 0.50), judged(base, 0.70), judged(base, 0.60), 1.0, 1.0,
+                               PromotionRule(max_relevance_drop=0.3))
+    assert ok
+
 
 # -- determinism and the identity ---------------------------------------------------------------------
 
@@ -342,6 +355,18 @@ def test_split_with_keys_is_stable_as_feedback_grows(world):
     held_small = set(split_feedback(small, 0.25)[1].item_keys)
     held_large = set(split_feedback(large, 0.25)[1].item_keys)
     assert held_small == {key for key in held_large if key in set(keys[:120])}
+
+
+def test_train_only_items_never_go_to_the_held_out_side(world):
+    keys = [("shot", 1000 + i) for i in range(len(world.vectors))]
+    feedback = Feedback(world.vectors, world.groups, item_keys=keys)
+    held = set(split_feedback(feedback, 0.25)[1].item_keys)
+    machine = set(keys[::2])  # e.g. the clustering's companions
+    training, testing = split_feedback(feedback, 0.25, train_only=machine)
+    assert not set(testing.item_keys) & machine and set(testing.item_keys) == held - machine
+    assert machine <= set(training.item_keys)
+    with pytest.raises(ValueError, match="needs Feedback.item_keys"):
+        split_feedback(Feedback(world.vectors, world.groups), 0.25, train_only=machine)
 
 
 def test_split_keeps_pairs_and_judgements_with_their_items(world):

@@ -10,6 +10,8 @@ encodes relevance queries."""
 
 from __future__ import annotations
 
+import json
+
 import shutil
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from collections import Counter
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from dagster import DagsterEventType, build_sensor_context
+from dagster import DagsterEventType, SkipReason, build_sensor_context, materialize
 from fastapi.testclient import TestClient
 
 from media_assets import catalog, feedback, learning
@@ -26,7 +28,7 @@ from media_assets.cli import main as cli
 from media_assets.clustering import clustering_scores
 from media_assets.definitions import build_definitions
 from media_assets.defs.instance import instance_for
-from media_assets.defs.learning_assets import feedback_sensor
+from media_assets.defs.learning_assets import feedback_sensor, promoted_adapter
 from media_assets.defs.resources import WarehouseResource
 from media_assets.feedback import FeedbackError, FeedbackWriter
 from media_assets.frame_index import Manifest, manifest_path
@@ -275,21 +277,36 @@ def test_feedback_sensor_requests_a_run_and_moves_its_cursor_past_what_the_run_s
         writer.same("shot", a, b)
     result, cursor = tick(None)
     through = max(catalog.read_table(warehouse, "feedback")["seq"].to_pylist())
-    assert result.run_key == f"feedback-through-{through}"
+    assert result.run_key == f"feedback-through-{through}-5"
     assert result.run_config == {"ops": {"embedding_adapter": {"config": {"through_seq": through}}}}
-    assert cursor == str(through)
+    assert json.loads(cursor) == {"through": through, "rows": 5}
     # nothing new: no second request; rows not yet settled are not counted (nor passed by the cursor)
-    result, cursor = tick(cursor)
-    assert "0 new settled" in result.skip_message and cursor == str(through)
+    result, same_cursor = tick(cursor)
+    assert "0 new settled" in result.skip_message and same_cursor == cursor
     monkeypatch.setattr(feedback, "SETTLE_S", 3600.0)
     for shot in shots[10:16]:
         writer.different("shot", shot, shots[0])
-    result, cursor = tick(cursor)
-    assert "0 new settled" in result.skip_message and cursor == str(through)
+    result, same_cursor = tick(cursor)
+    assert "0 new settled" in result.skip_message and same_cursor == cursor
     monkeypatch.setattr(feedback, "SETTLE_S", 0.0)
     monkeypatch.setenv("MEDIA_ASSETS_FEEDBACK_MIN_ROWS", "6")
     result, cursor = tick(cursor)
-    assert result.run_config["ops"]["embedding_adapter"]["config"]["through_seq"] > through and int(cursor) > through
+    second_through = result.run_config["ops"]["embedding_adapter"]["config"]["through_seq"]
+    assert second_through > through and json.loads(cursor) == {"through": second_through, "rows": 11}
+
+    # rows that land behind the cursor after its tick (a slow write, a clock stepped back) are not lost:
+    # they count as new at the next tick and the run it requests trains on them (every row up to its seq)
+    late = [feedback._row("different", "test", second_through - 1000 - i, feedback._clock()[1], member_kind="shot",
+                          member_id=shots[20 + i], other_member_id=shots[0]) for i in range(6)]
+    for row in late:
+        catalog.append_rows(warehouse, "feedback", [row])
+    result, cursor = tick(cursor)
+    assert result.tags["media_assets/late_feedback_rows"] == "6" and json.loads(cursor)["rows"] == 17
+    trains_on = feedback.feedback_rows(warehouse, through_seq=result.run_config["ops"]["embedding_adapter"]["config"]["through_seq"])
+    assert {r["feedback_id"] for r in late} <= set(trains_on["feedback_id"].to_pylist())
+    # a cursor written as a bare seq (before the row count was kept) still reads
+    result, _ = tick(str(second_through))
+    assert isinstance(result, SkipReason) or result.run_config
 
 
 # -- the loop through Dagster -------------------------------------------------------------------------
@@ -376,6 +393,72 @@ def test_the_gate_refuses_an_adapter_trained_on_shuffled_labels(library):
     assert VectorStore(warehouse, "adapted_frame_vectors").table() is None
     assert catalog.read_table(warehouse, "clusters").equals(clusters_before)
     assert catalog.query(warehouse, "SELECT status FROM adapters").to_pylist() == [{"status": "candidate"}]
+    # materializing promoted_adapter on its own (the UI allows it) does not get the refused candidate past its gate
+    alone = materialize([promoted_adapter], instance=instance_for(warehouse), raise_on_error=False,
+                        resources={"warehouse": WarehouseResource(root=str(warehouse.root))})
+    assert not alone.success and learning.current_version(warehouse) == 0
+    failure = next(e for e in alone.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
+    assert "nothing promoted" in failure.event_specific_data.error.message
+
+
+def test_only_a_candidate_its_gate_passed_against_the_adapter_in_service_is_promoted(library, monkeypatch):
+    warehouse, _, truth = library
+    give_feedback(warehouse, truth)
+    through = feedback.settled_seq(warehouse)
+    first = learning.train_candidate(warehouse, through_seq=through, run_id="run-a")
+    second = learning.train_candidate(warehouse, through_seq=through, run_id="run-b")
+    assert (first.version, second.version) == (1, 2) and first.decision["promote"] and second.decision["promote"]
+    assert learning.candidate_of_run(warehouse, "run-a") == 1 and learning.candidate_of_run(warehouse, "run-b") == 2
+    # held-out items are only what people said: the clustering's companions always train
+    assert first.metadata["companion_items"] > 0 and first.metadata["held_out_items"] < first.metadata["items"] - first.metadata["companion_items"]
+    learning.promote(warehouse, 1, reason="test", run_id="run-a")
+    # version 2 was judged against no adapter; version 1 is in service now: its judgement is stale
+    with pytest.raises(learning.LearningError, match="judged against version 0, but version 1 is current"):
+        learning.promote(warehouse, 2, reason="test", run_id="run-b")
+    assert learning.current_version(warehouse) == 1
+    # a refused candidate is never promoted by the gate's path
+    meta_path = learning.version_dir(warehouse, 2) / "adapter.json"
+    manifest = json.loads(meta_path.read_text())
+    manifest["metadata"]["decision"] = {"promote": False, "reason": "not promoted: test"}
+    meta_path.write_text(json.dumps(manifest))
+    with pytest.raises(learning.LearningError, match="did not pass its gate: not promoted: test"):
+        learning.promote(warehouse, 2, reason="test")
+    with pytest.raises(learning.LearningError, match="trained no adapter version"):
+        learning.candidate_of_run(warehouse, "run-c")
+
+    # rollbacks step back one promoted version at a time, then say there is nothing left
+    learning.promote(warehouse, 2, reason="chosen by a person", gate=False)
+    assert learning.rollback(warehouse) == 1
+    assert learning.rollback(warehouse) == 0
+    with pytest.raises(learning.LearningError, match="nothing to roll back"):
+        learning.rollback(warehouse)
+
+    # an adapter is only applied to vectors of the model it was trained for
+    learning.promote(warehouse, 1, reason="again", gate=False)
+    assert learning.write_adapted_vectors(warehouse)["adapted_frame_vectors"] > 0
+    assert learning.serving_store(warehouse).name == "adapted_frame_vectors"
+    monkeypatch.setattr(learning, "current_model_ids", lambda _: ["openai/clip-vit-large-patch14"])
+    with pytest.raises(learning.LearningError, match="trained for vectors of 'synthetic'"):
+        learning.write_adapted_vectors(warehouse)
+    assert VectorStore(warehouse, "adapted_frame_vectors").table() is None  # dropped, not left stale
+    assert learning.serving_store(warehouse).name == "frame_vectors"
+    with pytest.raises(learning.LearningError, match="openai/clip-vit-large-patch14"):
+        learning.rollback(warehouse, 2)
+
+
+def test_two_runs_training_at_once_never_share_a_version(library):
+    import threading
+
+    warehouse, _, _ = library
+    taken, threads = [], []
+    for _ in range(8):
+        threads.append(threading.Thread(target=lambda: taken.append(learning._reserve_version(warehouse))))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == list(range(1, 9))
+    assert learning.latest_candidate(warehouse) == 0  # reserved, none saved yet
 
 
 def test_too_little_feedback_fails_the_run_with_a_reason(library):

@@ -3,7 +3,9 @@
 `adapted_vectors`, then `hnsw_index` and `clusters` from the adapted vectors. A refused candidate stops
 the run at the gate: nothing downstream changes. Thin: `media_assets.learning` does the work."""
 
+import json
 import os
+from dataclasses import dataclass
 
 from dagster import (
     AssetCheckResult,
@@ -92,9 +94,12 @@ def embedding_adapter(context, config: AdapterConfig, warehouse: WarehouseResour
     description="Promote only if the candidate beats the current adapter and no adapter on held-out feedback by the "
     "documented margin without making generic retrieval worse; otherwise the run stops here and says why.",
 )
-def adapter_improves_held_out(warehouse: WarehouseResource) -> AssetCheckResult:
+def adapter_improves_held_out(context, warehouse: WarehouseResource) -> AssetCheckResult:
     wh = warehouse.get()
-    version = learning.latest_candidate(wh)
+    try:  # the candidate this run trained, whatever other runs trained meanwhile
+        version = learning.candidate_of_run(wh, context.run.run_id)
+    except learning.LearningError as exc:
+        return AssetCheckResult(passed=False, severity=AssetCheckSeverity.ERROR, description=str(exc), metadata={"reason": str(exc)})
     meta = learning.candidate_metadata(wh, version)
     decision = meta["decision"]
     return AssetCheckResult(
@@ -118,10 +123,14 @@ def adapter_improves_held_out(warehouse: WarehouseResource) -> AssetCheckResult:
 )
 def promoted_adapter(context, warehouse: WarehouseResource) -> MaterializeResult:
     wh = warehouse.get()
-    version = learning.latest_candidate(wh)
     previous = learning.current_version(wh)
-    reason = learning.candidate_metadata(wh, version)["decision"]["reason"]
-    learning.promote(wh, version, reason=reason, run_id=context.run_id)
+    try:
+        # this run's candidate, and only if its gate passed it against the adapter current now
+        version = learning.candidate_of_run(wh, context.run_id)
+        reason = learning.candidate_metadata(wh, version)["decision"]["reason"]
+        learning.promote(wh, version, reason=reason, run_id=context.run_id)
+    except learning.LearningError as exc:
+        raise Failure(description=f"nothing promoted: {exc}") from exc
     return MaterializeResult(metadata={"version": MetadataValue.int(version), "previous_version": MetadataValue.int(previous), "reason": reason})
 
 
@@ -142,7 +151,10 @@ ADAPTED_WHEN_VECTORS_CHANGE = (
 )
 def adapted_vectors(context, warehouse: WarehouseResource) -> MaterializeResult:
     wh = warehouse.get()
-    written = learning.write_adapted_vectors(wh, run_id=context.run_id)
+    try:
+        written = learning.write_adapted_vectors(wh, run_id=context.run_id)
+    except learning.LearningError as exc:  # an adapter of another model's space: search serves the base vectors
+        raise Failure(description=str(exc)) from exc
     return MaterializeResult(
         metadata={"adapter_version": MetadataValue.int(learning.current_version(wh))}
         | {name: MetadataValue.int(rows) for name, rows in written.items()}
@@ -163,15 +175,21 @@ def min_new_rows() -> int:
     return int(value) if value.strip() else DEFAULT_MIN_NEW_ROWS
 
 
+# dagster.yaml lets one run with this tag run at a time: the adapter, its vectors and what is built from them
+# change in one place at once (the gate's judgement is against the adapter current when it promotes)
+ADAPTER_RUN_TAG = {"media_assets/adapter": "writes"}
+
 learning_job = define_asset_job(
     "learn_from_feedback",
     selection=["embedding_adapter", "promoted_adapter", "adapted_vectors", "hnsw_index", "clusters"],
     description="Train a candidate adapter on the feedback, gate it, and (if promoted) re-derive vectors, index and clusters.",
+    tags=ADAPTER_RUN_TAG,
 )
 refresh_job = define_asset_job(
     "refresh_adapted",
     selection=["adapted_vectors", "hnsw_index", "clusters"],
     description="Re-derive adapted vectors, the index and the clusters for the adapter now current (after a rollback).",
+    tags=ADAPTER_RUN_TAG,
 )
 
 
@@ -184,15 +202,43 @@ refresh_job = define_asset_job(
 )
 def feedback_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
     wh = warehouse.get()
-    after = int(context.cursor) if context.cursor else None
+    cursor = FeedbackCursor.parse(context.cursor)
     through = settled_seq(wh)
-    new_rows = 0 if through is None else feedback_rows(wh, after_seq=after, through_seq=through).num_rows
+    seqs = [] if through is None else feedback_rows(wh, through_seq=through)["seq"].to_pylist()
+    # rows after the cursor, and rows that landed behind it after its tick (a write slower than the settling
+    # time, a clock that stepped back): the table is append-only, so more rows at or before the cursor's seq
+    # than it counted are late ones, and they count as new
+    after = sum(1 for seq in seqs if cursor.through is None or seq > cursor.through)
+    late = max(0, (len(seqs) - after) - cursor.rows)
+    new_rows = after + late
     needed = min_new_rows()
     if new_rows < needed:
         return SkipReason(f"{new_rows} new settled feedback rows; a retraining needs {needed}")
-    context.update_cursor(str(through))
+    # the run trains on every row up to `through`, the late ones included
+    context.update_cursor(FeedbackCursor(through, len(seqs)).dump())
     return RunRequest(
-        run_key=f"feedback-through-{through}",
+        run_key=f"feedback-through-{through}-{len(seqs)}",
         run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}}},
-        tags={"media_assets/feedback_rows": str(new_rows)},
+        tags={"media_assets/feedback_rows": str(new_rows), "media_assets/late_feedback_rows": str(late)},
     )
+
+
+@dataclass(frozen=True)
+class FeedbackCursor:
+    """`feedback_sensor`'s cursor: the seq the last requested run trains through, and how many rows had a seq
+    at or before it when it was requested."""
+
+    through: int | None = None
+    rows: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> "FeedbackCursor":
+        if not text:
+            return cls()
+        if text.strip().isdigit():  # the cursor as earlier versions wrote it: a seq alone
+            return cls(int(text), 0)
+        value = json.loads(text)
+        return cls(int(value["through"]), int(value["rows"]))
+
+    def dump(self) -> str:
+        return json.dumps({"through": self.through, "rows": self.rows})
