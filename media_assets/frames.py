@@ -222,10 +222,15 @@ def record_ingest_error(warehouse: Warehouse, media_file: MediaFile, stage: str,
 
 
 def purge_media(warehouse: Warehouse, media_id: int, *, keep_errors: bool = False) -> None:
-    """Remove everything derived from one media file: catalog rows, vectors, thumbnails, face crops."""
+    """Remove everything derived from one media file: catalog rows, vectors (the adapted ones too),
+    thumbnails, face crops. The global things built from them (the index, the clusters) are brought up
+    to date by their own runs (`media_sensor` requests them after a deletion; the CLI runs them)."""
+    from .learning import forget_adapted_media
+
     tables = [t for t in catalog.PARTITIONED_TABLES if not (keep_errors and t == "ingest_errors")]
     catalog.delete_partition(warehouse, media_id, tables)
     for table in ID_COLUMNS:
         VectorStore(warehouse, table).delete_media(media_id)
+    forget_adapted_media(warehouse, media_id)
     shutil.rmtree(warehouse.thumbnail_dir(media_id), ignore_errors=True)
     shutil.rmtree(warehouse.face_crop_dir(media_id), ignore_errors=True)

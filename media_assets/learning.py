@@ -461,6 +461,22 @@ def _jsonable(value):
 # -- adapted vectors ----------------------------------------------------------------------------------
 
 
+def forget_adapted_media(warehouse: Warehouse, media_id: int) -> None:
+    """Delete one media file's rows from the adapted tables (its file is gone), keeping each table's stamp
+    true: a table the current adapter made whole stays served (see `serving_store`)."""
+    for base, adapted_name in ADAPTED.items():
+        store = VectorStore(warehouse, adapted_name)
+        dataset = store.dataset()
+        if dataset is None:
+            continue
+        stamp = _adapted_stamp(warehouse, base)
+        was_whole = stamp is not None and stamp.get("rows") == dataset.count_rows()
+        store.delete_media(media_id)
+        if was_whole:
+            stamp["rows"] = store.count()
+            _stamp_path(warehouse, base).write_text(json.dumps(stamp) + "\n")
+
+
 def write_adapted_vectors(warehouse: Warehouse, *, run_id: str = "") -> dict:
     """Re-derive the adapted tables from the base vectors with the current adapter (or drop them when
     there is none). Returns rows written per table."""

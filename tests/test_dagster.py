@@ -12,6 +12,7 @@ from dagster import DagsterEventType, build_sensor_context
 
 from media_assets import SearchClient, catalog
 from media_assets.definitions import build_definitions
+from media_assets.frame_index import Manifest, manifest_path
 from media_assets.defs.assets import media_files
 from media_assets.defs.instance import instance_for
 from media_assets.defs.resources import WarehouseResource
@@ -131,7 +132,8 @@ def test_media_sensor_follows_new_changed_and_deleted_files(warehouse, tiny_clip
     cv2.imwrite(str(root / "b.jpg"), photo("chelsea"))
     age(root)
     instance = instance_for(warehouse)
-    job = build_definitions(str(warehouse.root), clip_model=str(tiny_clip)).resolve_job_def("ingest_media")
+    defs = build_definitions(str(warehouse.root), clip_model=str(tiny_clip))
+    job = defs.resolve_job_def("ingest_media")
     resources = {"warehouse": WarehouseResource(root=str(warehouse.root))}
 
     def tick(cursor):
@@ -143,11 +145,16 @@ def test_media_sensor_follows_new_changed_and_deleted_files(warehouse, tiny_clip
                 for key in request.partition_keys:
                     instance.delete_dynamic_partition(media_files.name, key)
         for request in result.run_requests or []:
-            assert run_partition(job, instance, request.partition_key).success
+            if request.job_name == "ingest_media":
+                assert run_partition(job, instance, request.partition_key).success
+            else:
+                assert defs.resolve_job_def(request.job_name).execute_in_process(instance=instance).success
         return result
 
     first = tick(None)
     assert sorted(r.partition_key for r in first.run_requests) == ["a.mp4", "b.jpg"]
+    assert {r.job_name for r in first.run_requests} == {"ingest_media"}
+    assert defs.resolve_job_def("cluster_library").execute_in_process(instance=instance).success
     assert {r.tags["media_assets/reason"] for r in first.run_requests} == {"new"}
 
     # nothing changed: nothing requested, the cursor stays
@@ -172,9 +179,15 @@ def test_media_sensor_follows_new_changed_and_deleted_files(warehouse, tiny_clip
     # a deleted file leaves the catalog, the vectors, the thumbnails and the partitions
     a_id = media_id_for("a.mp4")
     assert warehouse.thumbnail_dir(a_id).exists()
+    assert catalog.query(warehouse, "SELECT count(*) AS n FROM cluster_members WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] > 0
     (root / "a.mp4").unlink()
     fourth = tick(third.cursor)
-    assert not fourth.run_requests
+    # the index and the clusters are asked to follow (a deletion updates no asset automation watches)
+    assert sorted(r.job_name for r in fourth.run_requests) == ["cluster_library", "index_frames"]
+    assert {r.tags["media_assets/reason"] for r in fourth.run_requests} == {"deleted"}
+    assert catalog.query(warehouse, "SELECT count(*) AS n FROM cluster_members WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
+    manifest = Manifest.read(manifest_path(warehouse))
+    assert str(a_id) not in manifest.media and manifest.vectors_version == VectorStore(warehouse).table().version
     assert "a.mp4" not in instance.get_dynamic_partitions(media_files.name)
     assert catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
     assert catalog.query(warehouse, "SELECT count(*) AS n FROM media WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0

@@ -437,6 +437,16 @@ def test_only_a_candidate_its_gate_passed_against_the_adapter_in_service_is_prom
     learning.promote(warehouse, 1, reason="again", gate=False)
     assert learning.write_adapted_vectors(warehouse)["adapted_frame_vectors"] > 0
     assert learning.serving_store(warehouse).name == "adapted_frame_vectors"
+    # a deleted file leaves the adapted tables too, and they stay served
+    from media_assets.frames import purge_media
+    from media_assets.media import media_id_of_frame
+
+    gone = media_id_of_frame(int(VectorStore(warehouse).load_all()[0][0]))
+    rows_before = VectorStore(warehouse, "adapted_frame_vectors").count()
+    purge_media(warehouse, gone)
+    assert gone not in set(VectorStore(warehouse, "adapted_frame_vectors").load_all()[1].tolist())
+    assert VectorStore(warehouse, "adapted_frame_vectors").count() < rows_before
+    assert learning.serving_store(warehouse).name == "adapted_frame_vectors"
     monkeypatch.setattr(learning, "current_model_ids", lambda _: ["openai/clip-vit-large-patch14"])
     with pytest.raises(learning.LearningError, match="trained for vectors of 'synthetic'"):
         learning.write_adapted_vectors(warehouse)

@@ -18,7 +18,8 @@ from .. import catalog
 from ..frames import purge_media
 from ..media import diff_media, media_id_for, scan_media
 from .assets import frame_embeddings, frames, media_files
-from .film_assets import faces, shots
+from .film_assets import clusters_job, faces, shots
+from .index_assets import index_job
 from .resources import WarehouseResource
 
 ingest_job = define_asset_job(
@@ -30,12 +31,13 @@ ingest_job = define_asset_job(
 
 
 @sensor(
-    job=ingest_job,
+    jobs=[ingest_job, index_job, clusters_job],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Scans the media root: new files become partitions and are ingested, changed files "
-    "(size or mtime) are re-ingested, deleted files leave the catalog, the vectors and the partitions. "
-    "The cursor holds each file's last seen signature, so a tick only requests what changed.",
+    "(size or mtime) are re-ingested, deleted files leave the catalog, the vectors and the partitions "
+    "(and the index and clusters are brought up to date). The cursor holds each file's last seen "
+    "signature, so a tick only requests what changed.",
 )
 def media_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
     wh = warehouse.get()
@@ -48,10 +50,20 @@ def media_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource)
     for key in changes.deleted:
         purge_media(wh, media_id_for(key))
     requests = [
-        RunRequest(partition_key=key, run_key=f"{key}@{changes.signatures[key]}", tags={"media_assets/reason": reason})
+        RunRequest(job_name=ingest_job.name, partition_key=key, run_key=f"{key}@{changes.signatures[key]}",
+                   tags={"media_assets/reason": reason})
         for reason, keys in (("new", changes.new), ("changed", changes.changed))
         for key in keys
     ]
+    if changes.deleted:
+        # a deletion updates no asset the automation sensors watch: the index and the clusters would keep
+        # the deleted file's frames and shots until some other change, so ask for their runs now
+        gone = ",".join(sorted(changes.deleted))
+        requests += [
+            RunRequest(job_name=job.name, run_key=f"{job.name} after deleting {gone} @{time.time_ns()}",
+                       tags={"media_assets/reason": "deleted"})
+            for job in (index_job, clusters_job)
+        ]
     partition_requests = []
     if changes.new:
         partition_requests.append(media_files.build_add_request(changes.new))
