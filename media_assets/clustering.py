@@ -41,8 +41,9 @@ Method, per level
 
 Pins and stable ids
     Pinned members take part in HDBSCAN (their vectors are real evidence) but are then taken out of the
-    algorithm's clusters, which are matched to the previous run's clusters of the same level (characters:
-    with the same parent scene, after the scene ids were settled) by membership: a one-to-one assignment
+    algorithm's clusters, which are matched to the previous run's clusters of the same level (characters
+    across all scenes at once, so a character whose faces now sit in another scene, after scenes merged or
+    split, keeps its id and name; a face is in one shot, so the overlaps never mix scenes) by membership: a one-to-one assignment
     maximising the overlap (scipy `linear_sum_assignment`), counting only members given now and not pinned.
     A pair is accepted when the overlap is at least half of the new cluster or half of the old one (so a
     cluster that grew, shrank, or lost members to deleted media keeps its id; of a split, the bigger part
@@ -434,13 +435,12 @@ def _matched_ids(new: list[set], old: dict[int, set], issuer: _IdIssuer) -> list
     return [cluster_id if cluster_id is not None else issuer.fresh() for cluster_id in ids]
 
 
-def _previous_sets(previous: PreviousClusters, level: str, present: set, pinned: set,
-                   parent: int | None = None) -> dict[int, set]:
-    """Previous clusters of `level` (characters: of `parent`), restricted to members given now and not pinned."""
+def _previous_sets(previous: PreviousClusters, level: str, present: set, pinned: set) -> dict[int, set]:
+    """Previous clusters of `level`, restricted to members given now and not pinned."""
     return {
         cluster_id: (set(members) & present) - pinned
         for cluster_id, members in previous.members.items()
-        if previous.levels.get(cluster_id) == level and (level == SCENE or previous.parents.get(cluster_id) == parent)
+        if previous.levels.get(cluster_id) == level
     }
 
 
@@ -551,6 +551,7 @@ def cluster_library(
     stats["faces_on_noise_shots"] = sum(shot_id in known_shots and scene is None
                                         for shot_id, scene in zip(face_level.shot_ids, face_scene))
     characters: dict[int, _Cluster] = {}
+    found_characters: list[tuple[int, list[int]]] = []  # (scene id, member indices), in scene order
     face_with_vector = np.flatnonzero(face_level.has_vector)
     scene_of_face_with_vector = np.array([face_scene[i] or 0 for i in face_with_vector.tolist()], dtype=np.int64)
     # many small matrices: a second BLAS thread only adds synchronisation (3x slower when the cores are busy)
@@ -564,10 +565,12 @@ def cluster_library(
             context = elsewhere[np.linspace(0, len(elsewhere) - 1, take).round().astype(int)] if take else elsewhere[:0]
             found = _density_clusters(face_level.vectors[in_scene], character_settings, face_level.vectors[context])
             groups = [[i for i in in_scene[g].tolist() if face_level.key(i) not in pinned] for g in found]
-            groups = [g for g in groups if len(g) >= character_settings.min_cluster_size]
-            ids = _matched_ids([{face_level.key(i) for i in g} for g in groups],
-                               _previous_sets(previous, CHARACTER, present, pinned, parent=scene_id), issuer)
-            characters.update({cid: _Cluster(cid, CHARACTER, scene_id, g) for cid, g in zip(ids, groups)})
+            found_characters += [(scene_id, g) for g in groups if len(g) >= character_settings.min_cluster_size]
+    # matched across all scenes at once: a face is in one shot, so in one scene, and a person whose faces now
+    # sit in another scene (scenes merged, split, or a shot pinned elsewhere) keeps the character's id and name
+    ids = _matched_ids([{face_level.key(i) for i in g} for _, g in found_characters],
+                       _previous_sets(previous, CHARACTER, present, pinned), issuer)
+    characters.update({cid: _Cluster(cid, CHARACTER, scene_id, g) for cid, (scene_id, g) in zip(ids, found_characters)})
     for i, face_id in enumerate(face_level.ids):
         if (FACE, face_id) in pins:
             cluster_id = pins[(FACE, face_id)]

@@ -253,6 +253,25 @@ def test_character_ids_survive_when_their_scene_does():
     assert _cluster_of(second, range(21, 27), "face") > first.stats["max_id"]
 
 
+def test_character_ids_survive_when_their_scene_gets_a_new_id():
+    """Scenes merge: the kitchen's shots now sit in the hall's cluster (the kitchen's id is gone), yet its
+    people keep their character ids (and so their names), now under the hall."""
+    kitchen, hall = list(range(100, 108)), list(range(200, 212))  # the hall is the bigger: it keeps its id
+    faces = _faces(1, range(1, 7), kitchen) + _faces(2, range(11, 17), hall)
+    first = cluster_library(_shots(1, kitchen) + _shots(2, hall), faces)
+    kitchen_id, hall_id = _cluster_of(first, kitchen), _cluster_of(first, hall)
+    person_1, person_2 = _cluster_of(first, range(1, 7), "face"), _cluster_of(first, range(11, 17), "face")
+    # the kitchen's shots now look like the hall (a re-embedding, say): one scene
+    merged = _shots(2, kitchen) + _shots(2, hall)
+    second = cluster_library(merged, faces, previous=previous_from_rows(first.clusters, first.members))
+    scene = _cluster_of(second, kitchen + hall)
+    assert scene == hall_id and kitchen_id not in {row["cluster_id"] for row in second.clusters}
+    assert _cluster_of(second, range(1, 7), "face") == person_1 and _cluster_of(second, range(11, 17), "face") == person_2
+    parents = {row["cluster_id"]: row["parent_id"] for row in second.clusters}
+    assert parents[person_1] == parents[person_2] == hall_id
+    assert second.stats["character_ids_kept"] == 2 and second.stats["character_ids_new"] == 0
+
+
 def test_overlap_of_half_keeps_an_id_less_does_not():
     shots = _shots(1, range(100, 108))
     old = {("shot", i) for i in [*range(100, 104), *range(900, 912)]}
