@@ -277,6 +277,10 @@ FEEDBACK_SCHEMA = pa.schema(
         ("relevant", pa.bool_()),
         ("source", pa.string()),
         ("created_at", pa.timestamp("us", tz="UTC")),
+        # where the members were when the row was written (JSON; see media_assets.anchors): ids are
+        # positional, anchors let a pin or a judgement follow its shot/face/frame through a re-ingest
+        ("member_anchor", pa.string()),
+        ("other_member_anchor", pa.string()),
     ]
 )
 
@@ -403,8 +407,17 @@ def read_table(warehouse: Warehouse, table: str) -> pa.Table:
         except FileNotFoundError:
             return schema.empty_table()
     files = sorted(p for p in table_dir(warehouse, table).glob("*.parquet") if p.name != SCHEMA_FILE)
-    parts = [pq.read_table(p).cast(schema) for p in files]
+    parts = [_conform(pq.read_table(p), schema) for p in files]
     return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A file's rows in the table's schema; columns added to an append-only table since the file was
+    written are NULL in it (the views read such files the same way: union_by_name)."""
+    for field in schema:
+        if field.name not in data.column_names:
+            data = data.append_column(field, pa.nulls(data.num_rows, field.type))
+    return data.select(schema.names).cast(schema)
 
 
 def append_rows(warehouse: Warehouse, table: str, rows: list[dict]) -> int:

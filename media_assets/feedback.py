@@ -11,7 +11,9 @@ Kinds of row (`feedback.kind`):
 - `relevance`: frame `member_id` is (`relevant`) or is not a good result for the text `query`.
 
 Every row has `feedback_id` (unique), `seq` (the write's time in ns: the order the sensor follows),
-`source` ('python', 'cli', 'api', …) and `created_at`. Each write is one new Parquet file (renamed into
+`source` ('python', 'cli', 'api', …), `created_at`, and for each member named an anchor (`member_anchor`,
+`other_member_anchor`: its file and time span, time and box, or time), so that pins and training follow
+the member through a re-ingest that renumbers ids (`resolved_rows`, `media_assets.anchors`). Each write is one new Parquet file (renamed into
 place), so concurrent writers lose nothing. Rows naming unknown ids, ids of the wrong kind, clusters of
 the wrong level or empty queries are refused with `FeedbackError` before anything is written.
 
@@ -31,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import catalog
+from .anchors import anchors_of
 from .warehouse import Warehouse
 
 KINDS = ("move", "merge", "split", "same", "different", "relevance")
@@ -50,14 +53,15 @@ def _as_id(value, what: str) -> int:
     return int(value)
 
 
-def _check_member(warehouse: Warehouse, member_kind: str, member_id, allowed=tuple(MEMBER_TABLES)) -> int:
+def _check_member(warehouse: Warehouse, member_kind: str, member_id, allowed=tuple(MEMBER_TABLES)) -> tuple[int, str]:
+    """(the id, its anchor: where the member is now, see `media_assets.anchors`); unknown ids are refused."""
     if member_kind not in allowed:
         raise FeedbackError(f"member_kind must be one of {', '.join(allowed)}, got {member_kind!r}")
     member_id = _as_id(member_id, "member_id")
-    table, column = MEMBER_TABLES[member_kind]
-    if not catalog.query(warehouse, f"SELECT 1 FROM {table} WHERE {column} = ?", [member_id]).num_rows:
+    anchor = anchors_of(warehouse, member_kind, [member_id]).get(member_id)
+    if anchor is None:
         raise FeedbackError(f"there is no {member_kind} with id {member_id}")
-    return member_id
+    return member_id, anchor
 
 
 def cluster_level(warehouse: Warehouse, cluster_id) -> str:
@@ -83,7 +87,7 @@ def _row(kind: str, source: str, seq: int, now: datetime, **fields) -> dict:
     return {
         "feedback_id": uuid.uuid4().hex, "seq": seq, "kind": kind, "member_kind": None, "member_id": None,
         "other_member_id": None, "cluster_id": None, "other_cluster_id": None, "query": None, "relevant": None,
-        "source": source, "created_at": now,
+        "source": source, "created_at": now, "member_anchor": None, "other_member_anchor": None,
     } | fields
 
 
@@ -102,11 +106,12 @@ def _clock() -> tuple[int, datetime]:
 
 def record_move(warehouse: Warehouse, member_kind: str, member_id, cluster_id, *, source: str = "python") -> dict:
     """Shot/face `member_id` belongs in `cluster_id` (None: no longer pinned anywhere)."""
-    member_id = _check_member(warehouse, member_kind, member_id, allowed=tuple(CLUSTER_LEVEL_OF))
+    member_id, anchor = _check_member(warehouse, member_kind, member_id, allowed=tuple(CLUSTER_LEVEL_OF))
     if cluster_id is not None:
         cluster_id = _check_cluster_for(warehouse, member_kind, cluster_id)
     seq, now = _clock()
-    return _write(warehouse, [_row("move", source, seq, now, member_kind=member_kind, member_id=member_id, cluster_id=cluster_id)])[0]
+    return _write(warehouse, [_row("move", source, seq, now, member_kind=member_kind, member_id=member_id, cluster_id=cluster_id,
+                                   member_anchor=anchor)])[0]
 
 
 def record_merge(warehouse: Warehouse, into_cluster_id, from_cluster_id, *, source: str = "python") -> list[dict]:
@@ -122,10 +127,11 @@ def record_merge(warehouse: Warehouse, into_cluster_id, from_cluster_id, *, sour
     ).to_pylist()
     if not members:
         raise FeedbackError(f"cluster {from_cluster_id} has no members to merge")
+    anchors = anchors_of(warehouse, members[0]["member_kind"], [m["member_id"] for m in members])
     seq, now = _clock()
     rows = [
         _row("merge", source, seq, now, member_kind=m["member_kind"], member_id=m["member_id"], cluster_id=int(into_cluster_id),
-             other_cluster_id=int(from_cluster_id))
+             other_cluster_id=int(from_cluster_id), member_anchor=anchors.get(m["member_id"]))
         for m in members
     ]
     return _write(warehouse, rows)
@@ -167,9 +173,11 @@ def record_split(warehouse: Warehouse, cluster_id, member_kind: str, member_ids,
         from .library_clusters import issued_cluster_ids
 
         new_id = issued_cluster_ids(warehouse) + 1
+        anchors = anchors_of(warehouse, member_kind, ids)
         seq, now = _clock()
         rows = [
-            _row("split", source, seq, now, member_kind=member_kind, member_id=m, cluster_id=new_id, other_cluster_id=int(cluster_id))
+            _row("split", source, seq, now, member_kind=member_kind, member_id=m, cluster_id=new_id, other_cluster_id=int(cluster_id),
+                 member_anchor=anchors.get(m))
             for m in ids
         ]
         _write(warehouse, rows)
@@ -180,12 +188,13 @@ def record_pair(warehouse: Warehouse, member_kind: str, member_id, other_member_
     """Two shots, faces or frames show the same scene/person (`same=True`) or not."""
     if not isinstance(same, bool):
         raise FeedbackError(f"same must be true or false, got {same!r}")
-    a = _check_member(warehouse, member_kind, member_id)
-    b = _check_member(warehouse, member_kind, other_member_id)
+    a, a_anchor = _check_member(warehouse, member_kind, member_id)
+    b, b_anchor = _check_member(warehouse, member_kind, other_member_id)
     if a == b:
         raise FeedbackError("a pair needs two different members")
     seq, now = _clock()
-    return _write(warehouse, [_row("same" if same else "different", source, seq, now, member_kind=member_kind, member_id=a, other_member_id=b)])[0]
+    return _write(warehouse, [_row("same" if same else "different", source, seq, now, member_kind=member_kind, member_id=a,
+                                   other_member_id=b, member_anchor=a_anchor, other_member_anchor=b_anchor)])[0]
 
 
 def record_relevance(warehouse: Warehouse, query: str, frame_id, *, relevant: bool, source: str = "python") -> dict:
@@ -196,9 +205,10 @@ def record_relevance(warehouse: Warehouse, query: str, frame_id, *, relevant: bo
         raise FeedbackError(f"the query is {len(query)} characters long; at most {MAX_QUERY_CHARS}")
     if not isinstance(relevant, bool):
         raise FeedbackError(f"relevant must be true or false, got {relevant!r}")
-    frame_id = _check_member(warehouse, "frame", frame_id)
+    frame_id, anchor = _check_member(warehouse, "frame", frame_id)
     seq, now = _clock()
-    return _write(warehouse, [_row("relevance", source, seq, now, member_kind="frame", member_id=frame_id, query=query.strip(), relevant=relevant)])[0]
+    return _write(warehouse, [_row("relevance", source, seq, now, member_kind="frame", member_id=frame_id, query=query.strip(),
+                                   relevant=relevant, member_anchor=anchor)])[0]
 
 
 # -- readers ------------------------------------------------------------------------------------------
@@ -213,6 +223,16 @@ def feedback_rows(warehouse: Warehouse, *, after_seq: int | None = None, through
     ]
     rows.sort(key=lambda r: (r["seq"], r["feedback_id"]))
     return pa.Table.from_pylist(rows, schema=catalog.FEEDBACK_SCHEMA)
+
+
+def resolved_rows(warehouse: Warehouse, *, through_seq: int | None = None, kinds: tuple[str, ...] = KINDS) -> tuple[list[dict], dict]:
+    """The rows up to `through_seq` of these kinds, in order, with member ids checked against their anchors:
+    moved members get their current ids, rows naming a member that is gone are left out (counts in the
+    second value; see `media_assets.anchors.resolve_rows`). What pins and training read."""
+    from .anchors import resolve_rows
+
+    rows = [r for r in feedback_rows(warehouse, through_seq=through_seq).to_pylist() if r["kind"] in kinds]
+    return resolve_rows(warehouse, rows)
 
 
 def settled_seq(warehouse: Warehouse, *, settle_s: float | None = None) -> int | None:

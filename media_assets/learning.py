@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import catalog
-from .feedback import feedback_rows
+from .feedback import feedback_rows, resolved_rows
 from .media import media_id_of_frame
 from .vectors import FACE_VECTORS, FRAME_VECTORS, SHOT_VECTORS, VectorStore
 from .warehouse import Warehouse
@@ -157,9 +157,13 @@ def build_training_set(warehouse: Warehouse, encoder=None, *, through_seq: int |
     encoder (`query_encoder` when None, loaded only if there are any); items are keyed by (member kind, id) so the held-out split stays put as feedback grows."""
     from .adapter import feedback_from_rows
 
-    rows = feedback_rows(warehouse, through_seq=through_seq).to_pylist()
-    if not rows:
+    if not feedback_rows(warehouse, through_seq=through_seq).num_rows:
         raise LearningError(f"there is no feedback up to seq {through_seq}: nothing to learn from")
+    # members followed to their current ids by their anchors; rows about members that are gone are left out
+    rows, anchor_counts = resolved_rows(warehouse, through_seq=through_seq)
+    if not rows:
+        raise LearningError(f"the feedback up to seq {through_seq} names only members that are gone (re-ingested "
+                            f"files): {anchor_counts['stale']} stale")
     vectors = _vectors_by_key(warehouse) if vectors is None else vectors
     moved_to = {r["cluster_id"] for r in rows if r["kind"] in ("move", "merge", "split") and r["cluster_id"] is not None}
     companion_rows = [
@@ -179,6 +183,7 @@ def build_training_set(warehouse: Warehouse, encoder=None, *, through_seq: int |
     named = {(r["member_kind"], int(r["member_id"])) for r in rows if r["member_id"] is not None}
     named |= {(r["member_kind"], int(r["other_member_id"])) for r in rows if r["other_member_id"] is not None}
     companions = {(r["member_kind"], r["member_id"]) for r in companion_rows} - named
+    counts = counts | {"members_moved_by_anchor": anchor_counts["moved"], "skipped_stale_members": anchor_counts["stale"]}
     return TrainingSet(feedback, keys, counts, len(rows), rows[0]["seq"], rows[-1]["seq"], companions)
 
 

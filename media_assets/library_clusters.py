@@ -25,7 +25,7 @@ import numpy as np
 
 from . import catalog
 from .clustering import ClusterResult, Member, cluster_library, previous_from_rows
-from .feedback import FeedbackError, cluster_level, record_move
+from .feedback import FeedbackError, cluster_level, record_move, resolved_rows
 from .previews import contact_sheet, markdown_image
 from .vectors import FACE_VECTORS, SHOT_VECTORS
 from .warehouse import Warehouse
@@ -48,6 +48,7 @@ class ClusterReport:
     ids_kept: int
     ids_new: int
     pins_applied: int
+    pins_stale: int  # pins whose shot or face is gone (its file re-ingested without it)
     elapsed_s: float
     clusters: list[dict]
 
@@ -93,9 +94,16 @@ def library_members(warehouse: Warehouse) -> tuple[list[Member], list[Member]]:
     return shots, faces
 
 
-def current_pins(warehouse: Warehouse) -> dict[tuple[str, int], int]:
-    rows = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id FROM current_pins").to_pylist()
-    return {(r["member_kind"], r["member_id"]): r["cluster_id"] for r in rows}
+def current_pins(warehouse: Warehouse) -> tuple[dict[tuple[str, int], int], int]:
+    """(member -> cluster of its latest pin, pins left out as stale). The move, merge and split rows are
+    followed to their members' current ids by their anchors (`feedback.resolved_rows`): a re-ingest that
+    renumbers a file's shots or faces moves a pin with its member; a pin whose member is gone is stale and
+    applies to nothing (rather than to whatever now has its old id)."""
+    rows, counts = resolved_rows(warehouse, kinds=("move", "merge", "split"))
+    latest: dict[tuple[str, int], tuple[int, int | None]] = {}
+    for r in rows:  # in seq order: the latest row per member wins; a NULL cluster takes the pin back
+        latest[(r["member_kind"], int(r["member_id"]))] = (r["seq"], r["cluster_id"])
+    return {key: cluster for key, (_, cluster) in latest.items() if cluster is not None}, counts["stale"]
 
 
 def issued_cluster_ids(warehouse: Warehouse) -> int:
@@ -119,11 +127,11 @@ def _previous(warehouse: Warehouse):
     return type(previous)(previous.members, previous.levels, previous.parents, previous_max)
 
 
-def _cluster(warehouse: Warehouse) -> tuple[ClusterResult, int, int]:
+def _cluster(warehouse: Warehouse) -> tuple[ClusterResult, int, int, int]:
     shots, faces = library_members(warehouse)
-    pins = current_pins(warehouse)
+    pins, stale = current_pins(warehouse)
     result = cluster_library(shots, faces, previous=_previous(warehouse), pins=pins)
-    return result, len(shots), len(faces)
+    return result, len(shots), len(faces), stale
 
 
 # -- the stage ------------------------------------------------------------------------------------------
@@ -133,7 +141,7 @@ def update_clusters(warehouse: Warehouse, *, run_id: str = "") -> ClusterReport:
     """Re-cluster the whole library and replace `clusters` and `cluster_members`."""
     started = time.perf_counter()
     previous_ids = set(catalog.read_table(warehouse, "clusters")["cluster_id"].to_pylist())
-    result, shot_count, face_count = _cluster(warehouse)
+    result, shot_count, face_count, stale_pins = _cluster(warehouse)
     now = datetime.now(timezone.utc)
     cluster_rows = [c | {"run_id": run_id, "clustered_at": now} for c in result.clusters]
     member_rows = [m | {"run_id": run_id} for m in result.members]
@@ -151,6 +159,7 @@ def update_clusters(warehouse: Warehouse, *, run_id: str = "") -> ClusterReport:
         ids_kept=len(ids & previous_ids),
         ids_new=len(ids - previous_ids),
         pins_applied=sum(1 for m in members if m["pinned"]),
+        pins_stale=stale_pins,
         elapsed_s=time.perf_counter() - started,
         clusters=cluster_rows,
     )
@@ -264,7 +273,7 @@ def check_stability(warehouse: Warehouse) -> dict:
     same (the library has not changed in between, so anything else would rename people's clusters)."""
     stored_clusters = catalog.read_table(warehouse, "clusters").to_pylist()
     stored = _assignment(catalog.read_table(warehouse, "cluster_members").to_pylist())
-    result, _, _ = _cluster(warehouse)
+    result, _, _, _ = _cluster(warehouse)
     again = _assignment(result.members)
     changed = sorted(k for k in stored.keys() | again.keys() if stored.get(k) != again.get(k))
     ids_before = sorted(c["cluster_id"] for c in stored_clusters)

@@ -301,3 +301,74 @@ def test_removing_a_file_removes_its_shots_faces_and_vectors(library, tmp_path):
     assert media_id not in set(VectorStore(warehouse, FACE_VECTORS).load_all()[1].tolist())
     assert not warehouse.face_crop_dir(media_id).exists()
     assert kept["faces"] is not None and len(kept["faces"]) == 1
+
+
+def test_a_pin_follows_its_shot_through_a_reingest_that_renumbers_shots(tmp_path, monkeypatch, tiny_clip):
+    """Shot ids are positional: when a file changes (here: a new first shot), the pinned shot gets another
+    id and its old id names another shot. The pin row's anchor (file and time span) takes the pin to the
+    shot that was pinned; once that shot is gone, the pin is stale and applies to nothing."""
+    from media_assets.library_clusters import pin_member
+    from media_assets.warehouse import Warehouse
+
+    root = tmp_path / "warehouse"
+    monkeypatch.setenv("MEDIA_ASSETS_WAREHOUSE", str(root))
+    monkeypatch.setenv("MEDIA_ASSETS_CLIP_MODEL", str(tiny_clip))
+    warehouse = Warehouse.at(root).ensure()
+    media = warehouse.media_root
+    cuts_video(media / "c.mp4", ["coffee", "astronaut", "rocket"])
+    cuts_video(media / "d.mp4", ["astronaut", "chelsea", "astronaut"])
+    instance = instance_for(warehouse)
+    defs = build_definitions(str(root), clip_model=str(tiny_clip))
+    config = {"ops": {"frames": {"config": {"sample_fps": 4.0}}}}
+
+    def ingest(key):
+        instance.add_dynamic_partitions(media_files.name, [key])
+        assert defs.resolve_job_def("ingest_media").execute_in_process(partition_key=key, instance=instance, run_config=config).success
+
+    def recluster():
+        result = defs.resolve_job_def("cluster_library").execute_in_process(instance=instance)
+        assert all(c.passed for c in check_results(result).values())
+        return materialization(result, "clusters").metadata
+
+    for key in ("c.mp4", "d.mp4"):
+        ingest(key)
+    recluster()
+    c_id = media_id_for("c.mp4")
+    rocket = shots_of(warehouse, "c.mp4")[2]
+    assert (rocket["start_s"], rocket["end_s"]) == pytest.approx((4.0, 6.0), abs=0.3)
+    target = catalog.query(
+        warehouse, "SELECT cluster_id FROM cluster_members WHERE member_kind = 'shot' AND member_id = ?", [shot_id_for(media_id_for("d.mp4"), 1)]
+    ).to_pylist()[0]["cluster_id"]
+    assert target is not None
+    pin_member(warehouse, "shot", rocket["shot_id"], target)
+    assert recluster()["pins_applied"].value == 1
+    from media_assets import feedback
+
+    rocket_frame = catalog.query(
+        warehouse, "SELECT frame_id FROM frames WHERE media_id = ? AND timestamp_s BETWEEN 4.5 AND 5.5 ORDER BY frame_id LIMIT 1", [c_id]
+    ).to_pylist()[0]["frame_id"]
+    feedback.record_relevance(warehouse, "a rocket", rocket_frame, relevant=True)
+
+    # the file changes: a new first shot, so the rocket shot is index 3 now and index 2 is the astronaut
+    cuts_video(media / "c.mp4", ["chelsea", "coffee", "astronaut", "rocket"])
+    ingest("c.mp4")
+    moved = shots_of(warehouse, "c.mp4")
+    assert moved[2]["shot_id"] == rocket["shot_id"] and moved[2]["start_s"] == pytest.approx(4.0, abs=0.3)  # the old id: another shot
+    meta = recluster()
+    members = {r["member_id"]: r for r in catalog.query(warehouse, "SELECT * FROM cluster_members WHERE member_kind = 'shot'").to_pylist()}
+    assert members[moved[3]["shot_id"]]["pinned"] and members[moved[3]["shot_id"]]["cluster_id"] == target
+    assert not members[moved[2]["shot_id"]]["pinned"]
+    assert meta["pins_applied"].value == 1 and meta["pins_stale"].value == 0
+    # the relevance judgement follows its frame too: to a rocket frame, now 2 s later
+    (judged,), counts = feedback.resolved_rows(warehouse, kinds=("relevance",))
+    time_s = catalog.query(warehouse, "SELECT timestamp_s FROM frames WHERE frame_id = ?", [judged["member_id"]]).to_pylist()[0]["timestamp_s"]
+    assert judged["member_id"] != rocket_frame and 6.0 <= time_s < 8.0 and counts["moved"] == 1
+
+    # the rocket shot is cut from the file: the pin is stale, nothing else is pinned in its place
+    cuts_video(media / "c.mp4", ["chelsea", "coffee"])
+    ingest("c.mp4")
+    meta = recluster()
+    assert meta["pins_applied"].value == 0 and meta["pins_stale"].value == 1
+    assert feedback.resolved_rows(warehouse, kinds=("relevance",)) == ([], {"kept": 0, "moved": 0, "stale": 1, "unanchored": 0})
+    assert not any(r["pinned"] for r in catalog.query(warehouse, "SELECT pinned FROM cluster_members").to_pylist())
+    assert catalog.query(warehouse, "SELECT count(*) AS n FROM shots WHERE media_id = ?", [c_id]).to_pylist()[0]["n"] == 2

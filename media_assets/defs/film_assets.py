@@ -175,6 +175,7 @@ def clusters(context, warehouse: WarehouseResource) -> MaterializeResult:
             "ids_kept": MetadataValue.int(report.ids_kept),
             "ids_new": MetadataValue.int(report.ids_new),
             "pins_applied": MetadataValue.int(report.pins_applied),
+            "pins_stale": MetadataValue.int(report.pins_stale),
             "elapsed_s": MetadataValue.float(round(report.elapsed_s, 3)),
             "clusters": MetadataValue.md(library_clusters.cluster_overview_markdown(wh, report)),
         }
