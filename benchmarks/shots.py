@@ -3,10 +3,13 @@
 
 Run from the repository root:
 
-    python benchmarks/shots.py              # 16 videos, 20-40 s each, 640x360, 24/30 fps; ours at 2 frames/s
+    python benchmarks/shots.py              # 16 held-out videos (seed 11), 20-40 s each, 640x360, 24/30 fps; ours at 2 frames/s
     python benchmarks/shots.py --quick      # 5 videos: a fast check
     python benchmarks/shots.py --fps 4      # another sampling rate for ours (tolerance follows: 1/fps)
-    python benchmarks/shots.py --seed 11 --videos 10   # a held-out set (seed 7 is the tuning set)
+    python benchmarks/shots.py --seed 7     # the set the thresholds were tuned on (any other seed: held out)
+
+The default set is held out: `media_assets.shots`' thresholds were tuned on seed 7's videos, so the ratio
+printed by default is measured on videos the tuning never saw.
 
 The videos come from `media_assets.demo.write_test_video` (photographs from scikit-image under a virtual
 camera) with known boundaries: hard cuts, fades through black and dissolves (0.5-1.5 s), and shots that
@@ -68,7 +71,8 @@ from media_assets.shots import ShotSettings, detect_shots, detect_shots_in_frame
 from media_assets.warehouse import Warehouse  # noqa: E402
 
 CACHE = HERE / ".cache" / "shots"
-DEFAULT_SEED = 7  # the set the thresholds were tuned on; other seeds give held-out sets
+TUNING_SEED = 7  # the set the thresholds were tuned on; other seeds give held-out sets
+DEFAULT_SEED = 11  # what the benchmark reports by default: a held-out set
 SET_VERSION = 1  # bump when the generator changes, so cached videos are regenerated
 SIZE = (640, 360)
 SOURCES = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle", "camera"]
@@ -131,7 +135,7 @@ def plan_videos(count: int, seed: int = DEFAULT_SEED) -> list[dict]:
                 if 0 <= neighbour < len(shots) and shots[neighbour]["source"] == "astronaut":
                     around = {shots[k]["source"] for k in (neighbour - 1, neighbour + 1) if 0 <= k < len(shots)}
                     shots[neighbour]["source"] = rng.choice([x for x in SOURCES if x not in around | {"astronaut"}])
-        specs.append({"name": f"v{number:02d}", "fps": fps, "style": style.__dict__, "shots": shots, "seed": 100 + number + 1000 * (seed - DEFAULT_SEED)})
+        specs.append({"name": f"v{number:02d}", "fps": fps, "style": style.__dict__, "shots": shots, "seed": 100 + number + 1000 * (seed - TUNING_SEED)})
     return specs
 
 
@@ -213,7 +217,7 @@ def cached_set(count: int, seed: int = DEFAULT_SEED) -> list[dict]:
     CACHE.mkdir(parents=True, exist_ok=True)
     entries = []
     for spec in plan_videos(count, seed):
-        stem = spec["name"] if seed == DEFAULT_SEED else f"s{seed}-{spec['name']}"
+        stem = spec["name"] if seed == TUNING_SEED else f"s{seed}-{spec['name']}"
         path = CACHE / f"{stem}.mp4"
         truth_path = path.with_suffix(".json")
         try:
@@ -511,7 +515,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 videos instead of 16")
     parser.add_argument("--videos", type=int, default=None, help="number of videos (default 16, 5 with --quick)")
     parser.add_argument("--fps", type=float, default=2.0, help="our sampling rate (frames per second)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"test-set seed ({DEFAULT_SEED}: the tuning set)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                        help=f"test-set seed (default {DEFAULT_SEED}, held out; {TUNING_SEED}: the tuning set)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the synthetic-vector row")
     parser.add_argument("--verbose", action="store_true", help="list every miss and false positive")
     args = parser.parse_args()
@@ -536,7 +541,8 @@ def main() -> None:
     for e in entries:
         for s in e["truth"]["shots"]:
             motions[s["motion"]] = motions.get(s["motion"], 0) + 1
-    say(f"set: {minutes:.2f} video minutes, {n_boundaries} boundaries {by_type}, shots {motions}, "
+    role = "the tuning set" if args.seed == TUNING_SEED else "held out: the thresholds were tuned on seed 7"
+    say(f"set: seed {args.seed} ({role}), {minutes:.2f} video minutes, {n_boundaries} boundaries {by_type}, shots {motions}, "
         f"{sum(len(e['flashes']) for e in entries)} flashes, {sum(len(e['talking']) for e in entries)} talking heads")
 
     ours = Outcome("ours: frames-stage signals + detect_shots (visual only)")
