@@ -34,6 +34,7 @@ class ShotListResult:
     events: list[dict]
     vectors_written: int
     used_vectors: bool  # whether frame vectors took part in the detection
+    vectors_note: str  # why (or why not): see shots.ShotSettings.vector_check_confidence
     model_id: str
     elapsed_s: float
     settings: dict = field(default_factory=dict)
@@ -84,7 +85,8 @@ def make_shot_list(
     media = catalog.read_partition(warehouse, "media", media_id)
     duration = media["duration_s"][0].as_py() if media is not None and len(media) else None
     frame_ids, vectors, model_id = _frame_vectors_of(warehouse, media_id) if use_vectors else (None, None, "")
-    shots, events = detect_shots_in_frames(frames, frame_ids, vectors, settings=settings, duration_s=duration)
+    detection: dict = {}
+    shots, events = detect_shots_in_frames(frames, frame_ids, vectors, settings=settings, duration_s=duration, report=detection)
 
     seq_frame_ids = frames["frame_id"].to_pylist()
     timestamps = frames["timestamp_s"].to_pylist()
@@ -127,7 +129,8 @@ def make_shot_list(
         keyframes=keyframe_rows,
         events=event_rows,
         vectors_written=len(shot_ids),
-        used_vectors=vectors is not None,
+        used_vectors=bool(detection.get("vectors_used")),
+        vectors_note=detection.get("vectors_note", ""),
         model_id=model_id,
         elapsed_s=time.perf_counter() - started,
         settings={"static_max_motion": settings.static_max_motion, "cut_delta": settings.cut_delta, "min_shot_s": settings.min_shot_s},

@@ -11,6 +11,13 @@ at 1, 2 and 4 frames/s, with the frames stage's signals as of commit c36e5ca (hi
 copies); re-measured after thumbnails became bilinear between 1/2 and 1 scale: the same F1 at 2 frames/s
 (0.944), and 0.949 on the default held-out set (seed 11, 16 videos, 136 boundaries).
 
+0. **Vectors that see the cuts, or none.** Frame vectors take part only when, across the boundaries the
+   pictures alone make clear (visual confidence ≥ `vector_check_confidence` = 0.75, 1.5x the threshold),
+   they see a cut-sized change: median semantic distance over the drift ≥ `semantic_cut`, the change the
+   fusion below counts as a cut. Vectors on another scale, or blind to a file's own clear cuts, would
+   otherwise veto its weaker boundaries and take fades for flashes: the offline test model (random
+   weights) sees a median of 0.07 across the demo's clear boundaries and once turned a fade into a
+   "flash" plus a cut. A file with no clear boundary keeps its vectors (nothing to check them on).
 1. **Visual change, adaptive.** `d[i] = change_score[i]` is the HSV-histogram distance between sampled
    frames i-1 and i; robust to camera motion (the same colours, moved). It is compared with a local
    baseline: the 30th percentile (`baseline_quantile`) of `d` over `window_s` seconds either side, without
@@ -133,6 +140,9 @@ class ShotSettings:
     semantic_same: float = 0.05
     semantic_cut: float = 0.15
     semantic_event: float = 0.15
+    # the vectors are used for a file only if they see a cut-sized change (≥ semantic_cut over the drift,
+    # median) across the boundaries its pictures make clear: visual confidence at least this (1.5x the threshold)
+    vector_check_confidence: float = 0.75
     # boundaries closer than this to each other or to the start/end are dropped, weakest first
     min_shot_s: float = 0.5
     # a shot whose motion (median in-shot pixel_change, at ≤ 6 frames/s) is at most this is static
@@ -333,6 +343,8 @@ class _Detector:
             if len(self.hashes) != n:
                 raise ValueError(f"phash has {len(self.hashes)} values, expected {n}")
         self.emb = _normalised_embeddings(embeddings, n)
+        self.vectors_used = False
+        self.vectors_note = "no vectors given" if self.emb is None else ""
         self.dt = _typical_dt(self.t)
         self.duration = float(duration_s) if duration_s is not None else (float(self.t[-1]) + self.dt if n else 0.0)
         self.half = _window_per_side(self.t, settings)
@@ -366,10 +378,36 @@ class _Detector:
 
     # --
 
+    def vectors_tell_shots_apart(self) -> tuple[bool, str]:
+        """Whether this file's vectors carry evidence about its boundaries (see the module docstring,
+        step 0): across the boundaries the pictures alone make clear (visual confidence ≥
+        `vector_check_confidence`), the vectors must see a cut-sized change beyond the drift (median ≥
+        `semantic_cut`). (True, why) when they do or when there is nothing clear to check them on."""
+        visual = _Detector.__new__(_Detector)
+        visual.__dict__.update(self.__dict__)
+        visual.emb = None
+        clear = [b for b in visual._boundaries() if b.confidence >= self.s.vector_check_confidence]
+        if not clear:
+            return True, "no clear visual boundary to check the vectors against"
+        evidence = [self.semantic(b.first - 1, b.last) - self.drift(b.first, b.last) for b in clear]
+        median = float(np.median(evidence))
+        why = (f"median semantic change {median:.3f} over the drift across the {len(clear)} clear visual "
+               f"boundar{'y' if len(clear) == 1 else 'ies'} (at least {self.s.semantic_cut:.3f} needed)")
+        return median >= self.s.semantic_cut, why
+
     def run(self) -> tuple[list[Shot], list[Event]]:
-        n, s = self.n, self.s
-        if n == 0:
+        if self.n == 0:
             return [], []
+        if self.emb is not None:
+            self.vectors_used, self.vectors_note = self.vectors_tell_shots_apart()
+            if not self.vectors_used:
+                self.emb = None  # vectors blind to this file's own clear cuts would veto or misplace the rest
+        boundaries = self._boundaries()
+        events = self._events(boundaries, self._flash_runs, self._candidate) if self.emb is not None else []
+        return self._shots(boundaries), events
+
+    def _boundaries(self) -> list[_Boundary]:
+        n, s = self.n, self.s
         boundaries: list[_Boundary] = []
         flash_runs: list[tuple[int, int]] = []
         candidate = np.zeros(n, dtype=bool)
@@ -387,9 +425,8 @@ class _Detector:
         for first, last in _runs(candidate):
             for part_first, part_last, baseline in self._split(first, last):
                 self._judge(part_first, part_last, baseline, boundaries, flash_runs)
-        boundaries = self._enforce_min_length(boundaries)
-        events = self._events(boundaries, flash_runs, candidate) if self.emb is not None else []
-        return self._shots(boundaries), events
+        self._flash_runs, self._candidate = flash_runs, candidate
+        return self._enforce_min_length(boundaries)
 
     def _split(self, first: int, last: int) -> list[tuple[int, int, float]]:
         """A candidate run as one transition, or - when it lasts longer than a transition or holds
@@ -663,6 +700,7 @@ def detect_shots(
     sharpness: Sequence[float] | np.ndarray | None = None,
     phash: Sequence[int] | np.ndarray | None = None,
     duration_s: float | None = None,
+    report: dict | None = None,
 ) -> tuple[list[Shot], list[Event]]:
     """Shots and in-shot events of one video from its sampled frames, in `seq` order.
 
@@ -672,9 +710,13 @@ def detect_shots(
     frames without a vector are filled from the previous frame) or None for visual signals only.
     `sharpness` enables fade placement and `phash` flash suppression without vectors; pass both (the
     `frames` table has them). `duration_s` is where the last shot ends (default: the last timestamp plus
-    one sampling step).
+    one sampling step). A `report` dict gets `vectors_used` (bool) and `vectors_note` (why).
     """
-    return _Detector(timestamps, change_score, pixel_change, embeddings, settings, sharpness, phash, duration_s).run()
+    detector = _Detector(timestamps, change_score, pixel_change, embeddings, settings, sharpness, phash, duration_s)
+    result = detector.run()
+    if report is not None:
+        report.update(vectors_used=detector.vectors_used, vectors_note=detector.vectors_note)
+    return result
 
 
 def frame_embedding_matrix(frames, frame_ids, vectors) -> np.ndarray:
@@ -710,6 +752,7 @@ def detect_shots_in_frames(
     *,
     settings: ShotSettings = ShotSettings(),
     duration_s: float | None = None,
+    report: dict | None = None,
 ) -> tuple[list[Shot], list[Event]]:
     """`detect_shots` on one media file's `frames` rows (a pyarrow Table or a dict of columns, sorted by
     `seq` here) and, optionally, its `frame_vectors` (`frame_ids` and `vectors`, both or neither).
@@ -734,4 +777,5 @@ def detect_shots_in_frames(
         sharpness=np.asarray(_column(frames, "sharpness"), dtype=np.float64) if "sharpness" in columns else None,
         phash=_column(frames, "phash") if "phash" in columns else None,
         duration_s=duration_s,
+        report=report,
     )

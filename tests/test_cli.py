@@ -52,21 +52,26 @@ def test_demo_shots_match_the_ground_truth(demo_warehouse):
     truth = json.loads((warehouse.media_root / "ground_truth.json").read_text())
     tolerance = 0.25 + 1e-6  # ±1 sampled frame at the demo's 4 frames/s
     found = missed = extra = 0
+    kinds = []  # (true transition, detected transition) of each boundary found
     for video in truth["videos"]:
-        expected = [b["time"] for b in video["boundaries"]]
+        expected = video["boundaries"]
         rows = catalog.query(
             warehouse,
             "SELECT s.start_s, s.transition FROM shots s JOIN media m USING (media_id) WHERE m.partition_key = ? AND s.shot_index > 0 ORDER BY 1",
             [video["file"]],
         ).to_pylist()
-        detected = [r["start_s"] for r in rows]
-        matched = [t for t in expected if any(abs(t - d) <= tolerance for d in detected)]
-        found += len(matched)
-        missed += len(expected) - len(matched)
-        extra += sum(1 for d in detected if not any(abs(t - d) <= tolerance for t in expected))
-        kinds = {b["type"] for b in video["boundaries"]}
-        assert kinds <= {"cut", "fade", "dissolve"}
+        for boundary in expected:
+            near = [r for r in rows if abs(boundary["time"] - r["start_s"]) <= tolerance]
+            if near:
+                found += 1
+                kinds.append((boundary["type"], near[0]["transition"]))
+            else:
+                missed += 1
+        extra += sum(1 for r in rows if not any(abs(b["time"] - r["start_s"]) <= tolerance for b in expected))
     assert found >= 1 and missed == 0 and extra == 0, (found, missed, extra)
+    # and each is the kind of transition it is: a cut, a fade through black, a dissolve
+    assert {"cut", "fade", "dissolve"} <= {true for true, _ in kinds}
+    assert all(true == detected for true, detected in kinds), repr(kinds)
     # each photo is one static shot with its one keyframe
     photos = catalog.query(
         warehouse, "SELECT count(*) AS n FROM shots JOIN media USING (media_id) WHERE media.kind = 'image' AND shots.kind = 'static'"

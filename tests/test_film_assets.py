@@ -121,7 +121,9 @@ def test_shots_follow_the_cuts_with_keyframes_and_vectors(library):
 
     meta = materialization(ingests["a.mp4"], "shots").metadata
     assert meta["shots"].value == 4 and meta["static_shots"].value == 4 and meta["dynamic_shots"].value == 0
-    assert meta["used_frame_vectors"].value is True
+    # the test model (random weights) cannot tell these cuts apart: its vectors are checked and left out
+    assert meta["used_frame_vectors"].value is False
+    assert "clear visual boundaries (at least 0.150 needed)" in meta["frame_vectors_note"].value
     assert "data:image/jpeg;base64," in meta["keyframe_sheet"].value and "| 3 |" in meta["keyframe_sheet"].value
 
 

@@ -218,6 +218,25 @@ def test_flashes_are_not_cut(flash_video):
     assert events == []
 
 
+def test_vectors_are_used_only_when_they_see_the_clear_cuts(cuts_video):
+    truth, frames, duration = cuts_video
+    seen = {}
+    detect_shots_in_frames(frames, frames["frame_id"].to_numpy(), _source_vectors(truth, frames), duration_s=duration, report=seen)
+    assert seen["vectors_used"] and "clear visual boundaries" in seen["vectors_note"]
+    # vectors that barely move across the cuts (a model that sees every picture alike) are left out
+    rng = np.random.default_rng(3)
+    common = rng.standard_normal(64)
+    blind = common + 0.05 * rng.standard_normal((len(frames), 64))
+    ignored = {}
+    shots, events = detect_shots_in_frames(frames, frames["frame_id"].to_numpy(), blind, duration_s=duration, report=ignored)
+    visual, _ = detect_shots_in_frames(frames, duration_s=duration)
+    assert not ignored["vectors_used"] and "at least 0.150 needed" in ignored["vectors_note"]
+    assert [(s.start_seq, s.transition) for s in shots] == [(s.start_seq, s.transition) for s in visual] and events == []
+    none = {}
+    detect_shots_in_frames(frames, duration_s=duration, report=none)
+    assert none == {"vectors_used": False, "vectors_note": "no vectors given"}
+
+
 def test_vectors_keep_the_same_boundaries_on_clear_videos(cuts_video, gradual_video):
     for truth, frames, duration in (cuts_video, gradual_video):
         visual, _ = detect_shots_in_frames(frames, duration_s=duration)

@@ -91,6 +91,7 @@ def shots(context: AssetExecutionContext, config: ShotsConfig, warehouse: Wareho
             "events": MetadataValue.int(len(result.events)),
             "shot_vectors": MetadataValue.int(result.vectors_written),
             "used_frame_vectors": MetadataValue.bool(result.used_vectors),
+            "frame_vectors_note": result.vectors_note,
             "settings": MetadataValue.json(result.settings),
             "elapsed_s": MetadataValue.float(round(result.elapsed_s, 3)),
             "keyframe_sheet": MetadataValue.md(preview),
