@@ -284,9 +284,19 @@ def test_clusters_automation_requests_a_run_when_shots_change(library):
     assert run.success
     changed = evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
     assert changed.get_num_requested(key) == 1 and changed.get_num_requested(AssetKey("hnsw_index")) == 1
+    assert changed.get_num_requested(AssetKey("faces")) == 0  # the ingest run found them after the shots
     assert defs.resolve_job_def("cluster_library").execute_in_process(instance=instance).success
     settled = evaluate_automation_conditions(defs=defs, instance=instance, cursor=changed.cursor)
     assert settled.get_num_requested(key) == 0
+
+    # the shots of one file re-materialized alone (other settings, from the UI): its faces follow
+    from dagster import materialize
+
+    shots_only = materialize([defs.resolve_assets_def("shots")], partition_key="b.mp4", instance=instance,
+                             run_config={"ops": {"shots": {"config": {"min_shot_s": 0.75}}}})
+    assert shots_only.success
+    followed = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    assert followed.get_num_requested(AssetKey("faces")) == 1
 
 
 def test_removing_a_file_removes_its_shots_faces_and_vectors(library, tmp_path):

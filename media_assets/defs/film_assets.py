@@ -6,6 +6,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AutomationCondition,
     AutomationConditionSensorDefinition,
     Config,
     DefaultSensorStatus,
@@ -114,11 +115,18 @@ class FacesConfig(Config):
         )
 
 
+# a file's faces follow its shots when the shots alone are re-materialized (from the UI, or with other
+# settings): the faces' shot ids and keyframes would be stale otherwise. In an ingest run faces come right
+# after shots, so this asks for nothing then.
+FACES_WHEN_SHOTS_CHANGE = AutomationCondition.eager().with_label("shots changed")
+
+
 @asset(
     partitions_def=media_files,
     deps=[shots],
     group_name="film",
     pool="gpu",
+    automation_condition=FACES_WHEN_SHOTS_CHANGE,
     kinds={"opencv", "pytorch", "lancedb"},
     description="Faces on each keyframe (OpenCV detector), above a minimum size and score; each crop embedded "
     "with the CLIP encoder into LanceDB `face_vectors`, boxes in `faces`.",
@@ -208,8 +216,9 @@ clusters_job = define_asset_job("cluster_library", selection=[clusters], descrip
 
 clusters_automation = AutomationConditionSensorDefinition(
     "clusters_automation",
-    target=[clusters],
+    target=[faces, clusters],
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Re-clusters when shots or faces changed (after the runs that changed them have finished).",
+    description="Re-finds a file's faces when its shots were re-materialized alone, and re-clusters when shots or "
+    "faces changed (after the runs that changed them have finished).",
 )
