@@ -249,7 +249,7 @@ def test_bad_annotations_are_refused_with_a_reason(library):
 
 def test_checks_catch_a_broken_membership(library):
     warehouse = library[0]
-    from media_assets.library_clusters import check_face_links, check_shot_membership
+    from media_assets.library_clusters import check_face_links, check_shot_membership, check_stability
 
     members = catalog.read_table(warehouse, "cluster_members")
     shots = [m for m in members.to_pylist() if m["member_kind"] == "shot"]
@@ -263,9 +263,28 @@ def test_checks_catch_a_broken_membership(library):
         catalog.replace_table(warehouse, "cluster_members", faces[1:] + shots)  # a face lost
         result = check_face_links(warehouse)
         assert result["passed"] is False and result["metadata"]["faces_unassigned"] == 1
+        # the stored clustering is not what clustering the unchanged library gives (a member moved by hand)
+        catalog.replace_table(warehouse, "cluster_members", members)
+        clustered = next(m for m in shots if m["cluster_id"] is not None)
+        moved = [m | ({"cluster_id": None, "is_noise": True} if m is clustered else {}) for m in shots]
+        catalog.replace_table(warehouse, "cluster_members", faces + moved)
+        result = check_stability(warehouse)
+        assert result["passed"] is False and result["metadata"]["members_changed"] == 1
+        assert f"shot:{clustered['member_id']}" in result["metadata"]["first_changed"]
     finally:
         catalog.replace_table(warehouse, "cluster_members", members)
     assert check_shot_membership(warehouse)["passed"] and check_face_links(warehouse)["passed"]
+    assert check_stability(warehouse)["passed"]
+    # a face whose shot is gone
+    faces_table = catalog.read_partition(warehouse, "faces", media_id_for("a.mp4"))
+    try:
+        broken = [f | {"shot_id": f["shot_id"] + 999} for f in faces_table.to_pylist()]
+        catalog.replace_partition(warehouse, "faces", media_id_for("a.mp4"), broken)
+        result = check_face_links(warehouse)
+        assert result["passed"] is False and result["metadata"]["faces_without_shot"] == len(broken) > 0
+    finally:
+        catalog.replace_partition(warehouse, "faces", media_id_for("a.mp4"), faces_table)
+    assert check_face_links(warehouse)["passed"]
 
 
 def test_clusters_automation_requests_a_run_when_shots_change(library):
