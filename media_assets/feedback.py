@@ -65,11 +65,18 @@ def _check_member(warehouse: Warehouse, member_kind: str, member_id, allowed=tup
 
 
 def cluster_level(warehouse: Warehouse, cluster_id) -> str:
+    """The level of a cluster the last clustering made, or of one a split made since (a split's new
+    cluster takes members at once: it exists from the split on, and the next clustering makes it)."""
     cluster_id = _as_id(cluster_id, "cluster_id")
     rows = catalog.query(warehouse, "SELECT level FROM clusters WHERE cluster_id = ?", [cluster_id]).to_pylist()
-    if not rows:
-        raise FeedbackError(f"there is no cluster with id {cluster_id} (materialize clusters first, or check the id)")
-    return rows[0]["level"]
+    if rows:
+        return rows[0]["level"]
+    split = catalog.query(
+        warehouse, "SELECT member_kind FROM feedback WHERE kind = 'split' AND cluster_id = ? LIMIT 1", [cluster_id]
+    ).to_pylist()
+    if split:
+        return CLUSTER_LEVEL_OF[split[0]["member_kind"]]
+    raise FeedbackError(f"there is no cluster with id {cluster_id} (materialize clusters first, or check the id)")
 
 
 def _check_cluster_for(warehouse: Warehouse, member_kind: str, cluster_id) -> int:

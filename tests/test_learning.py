@@ -196,6 +196,15 @@ def test_feedback_is_validated_and_nothing_invalid_is_written(library):
     # the search client writes through the same API
     assert SearchClient(warehouse).feedback.relevance("a kitchen", frame, True)["source"] == "python"
 
+    # a split's new cluster takes members at once (before the next clustering makes it)
+    members = catalog.query(warehouse, "SELECT member_id FROM cluster_members WHERE cluster_id = ? AND member_kind = 'shot' "
+                            "ORDER BY member_id", [scene]).to_pylist()
+    new_id, _ = writer.split(scene, "shot", [members[0]["member_id"]])
+    other = next(s for s in sorted(truth) if s not in {m["member_id"] for m in members})
+    assert writer.move("shot", other, new_id)["cluster_id"] == new_id
+    with pytest.raises(FeedbackError, match=f"there is no cluster with id {new_id + 1}"):
+        writer.move("shot", other, new_id + 1)
+
 
 def test_feedback_through_the_http_api(library):
     warehouse, _, truth = library
