@@ -934,6 +934,7 @@ def generic_retrieval_score(adapter: EmbeddingAdapter | None, vectors: np.ndarra
     within = 2 * k if within is None else within
     if not _is_int(within) or within < k:
         raise ValueError(f"within must be an integer >= k={k}, got {within!r}")
+    within = min(within, len(base) - 1)  # a small sample has fewer other items than the tolerance asks for
     if adapter is None:
         return 1.0
     adapted = adapter.apply(base)

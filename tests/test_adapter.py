@@ -129,6 +129,16 @@ def test_an_adapter_trained_on_shuffled_labels_is_refused(world, trained):
     assert "for the current adapter" in why and "needed" in why, why
 
 
+def test_generic_retrieval_on_a_small_sample(world, trained):
+    """Fewer vectors than the tolerance's 2k neighbours (a small library): measured within what there is."""
+    adapter, _ = trained
+    for size in (11, 15, 20, 21):
+        score = generic_retrieval_score(adapter, world.generic[:size])
+        assert 0.0 <= score <= 1.0
+    with pytest.raises(ValueError, match="more than k=10"):
+        generic_retrieval_score(adapter, world.generic[:10])
+
+
 def test_promotion_rule_reasons_carry_the_numbers():
     def result(value, per_query):
         return {"primary": value, "primary_name": "map@10", "primary_per_query": per_query}
