@@ -83,7 +83,7 @@ cluster_pins (view): pin_id, seq, kind, member_kind, member_id, cluster_id (NULL
 cluster_names (append-only): naming_id VARCHAR, cluster_id, name (NULL: clear), source, named_at
 adapters (append-only; see media_assets.learning): version INT, status VARCHAR ('candidate'|'promoted'),
     base_model_id, feedback_from_seq, feedback_through_seq BIGINT, feedback_rows INT, held_out_metric_name
-    VARCHAR ('map@10', or 'triplet_accuracy' when no held-out item has a labelled partner), held_out_metric
+    VARCHAR ('map@10', or 'triplet_accuracy' when fewer than 5 held-out items have a labelled partner), held_out_metric
     DOUBLE (the candidate's), held_out_current, held_out_base DOUBLE, generic_retrieval DOUBLE,
     compared_with_version INT, decision VARCHAR (the gate's reason), path, run_id, recorded_at
 """
