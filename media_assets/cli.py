@@ -276,6 +276,11 @@ def _print_status(warehouse: Warehouse) -> None:
         f"  clusters       {counts['scenes'] + counts['characters']:>8}  ({counts['scenes']} scene, {counts['characters']} character; "
         f"noise bucket: {counts['noise_shots']} shots, {counts['noise_faces']} faces)"
     )
+    from .learning import current_version, serving_store
+
+    adapter, feedback_rows = current_version(warehouse), catalog.query(warehouse, "SELECT count(*) AS n FROM feedback").to_pylist()[0]["n"]
+    serving = serving_store(warehouse).name
+    click.echo(f"  feedback       {feedback_rows:>8}  (adapter in use: {f'version {adapter}' if adapter else 'none'}; search reads {serving})")
     click.echo(f"  ingest_errors  {counts['errors']:>8}")
     errors = catalog.query(warehouse, "SELECT partition_key, stage, message FROM ingest_errors ORDER BY partition_key").to_pylist()
     for row in errors:
