@@ -92,7 +92,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -470,21 +472,38 @@ _DERIVED_VIEWS = {
 }
 
 
-def create_views(con: duckdb.DuckDBPyConnection, warehouse: Warehouse) -> None:
+# what each derived view reads (beside its own folder), so a connection made for one statement can create
+# just the views that statement names
+_VIEW_DEPENDS = {"clusters": {"cluster_names"}, "cluster_pins": {"feedback"}, "current_pins": {"cluster_pins", "feedback"}}
+_VIEW_NAMES = tuple(TABLES) + tuple(v for v in _DERIVED_VIEWS if v not in TABLES)
+
+
+def views_named_in(sql: str) -> set[str]:
+    """The catalog views a statement refers to (by name, as whole words), with the views those read."""
+    named = {view for view in _VIEW_NAMES if re.search(rf"\b{view}\b", sql)}
+    for view in list(named):
+        named |= _VIEW_DEPENDS.get(view, set())
+    return named
+
+
+def create_views(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, only: set[str] | None = None) -> None:
+    """Create the catalog's views on `con`: all of them, or `only` these (binding a view reads the schema of
+    every file in its folder, so one statement's connection makes just the views it needs)."""
     ensure_tables(warehouse)
     scan = lambda table: _scan_sql(warehouse, table)  # noqa: E731
     for table in TABLES:
-        if table not in _DERIVED_VIEWS:
+        if table not in _DERIVED_VIEWS and (only is None or table in only):
             con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {scan(table)}")
-    for view, sql in _DERIVED_VIEWS.items():
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql(scan)}")
+    for view, sql in _DERIVED_VIEWS.items():  # in dependency order
+        if only is None or view in only:
+            con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql(scan)}")
 
 
-def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the catalog's views; with the vector tables (`frame_vectors`,
-    `shot_vectors`, `face_vectors`) too if asked."""
+def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False, views: set[str] | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the catalog's views (all, or `views`); with the vector tables
+    (`frame_vectors`, `shot_vectors`, `face_vectors`) too if asked."""
     con = duckdb.connect(":memory:")
-    create_views(con, warehouse)
+    create_views(con, warehouse, views)
     if with_vectors:
         from .vectors import ID_COLUMNS, VectorStore
 
@@ -495,17 +514,34 @@ def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False) -> duckdb.
     return con
 
 
+_local = threading.local()
+
+
+def _query_connection(warehouse: Warehouse, views: set[str]) -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory DuckDB connection for `warehouse` (opening one costs ~20 ms, more than most
+    statements), with at least `views` created. Views are re-bound by DuckDB at every statement, so files
+    written since, and columns added since, are seen; a forked process opens its own."""
+    pid = os.getpid()
+    cache = getattr(_local, "connections", None)
+    if cache is None or _local.pid != pid:
+        cache, _local.pid = {}, pid
+        _local.connections = cache
+    entry = cache.get(str(warehouse.root))
+    if entry is None:
+        entry = cache[str(warehouse.root)] = (duckdb.connect(":memory:"), set())
+    con, created = entry
+    missing = views - created
+    if missing:
+        create_views(con, warehouse, missing)
+        created |= missing
+    return con
+
+
 def query(warehouse: Warehouse, sql: str, params: list | None = None) -> pa.Table:
     """Run one SQL statement against the catalog; retried if a partition file is replaced mid-read."""
-
-    def run() -> pa.Table:
-        con = open_catalog(warehouse)
-        try:
-            return con.sql(sql, params=params or None).to_arrow_table()
-        finally:
-            con.close()
-
-    return retry(run, (duckdb.IOException,), what="catalog query")
+    views = views_named_in(sql)
+    return retry(lambda: _query_connection(warehouse, views).sql(sql, params=params or None).to_arrow_table(),
+                 (duckdb.IOException,), what="catalog query")
 
 
 def recorded_signatures(warehouse: Warehouse) -> dict[str, str]:

@@ -202,6 +202,20 @@ class Timeline:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def to_arrow(self) -> pa.Table:
+        """One row per bucket: `start_s`, `end_s`, `similarity` (null before the first frame)."""
+        starts = [i * self.bucket_s for i in range(len(self.scores))]
+        return pa.table({
+            "start_s": pa.array(starts, pa.float64()),
+            "end_s": pa.array([min(start + self.bucket_s, self.duration_s) for start in starts], pa.float64()),
+            "similarity": pa.array(self.scores, pa.float64()),
+        })
+
+    def to_polars(self):
+        import polars as pl
+
+        return pl.from_arrow(self.to_arrow())
+
 
 @dataclass(frozen=True)
 class VideoHit:

@@ -87,6 +87,9 @@ def test_timeline_scores_each_bucket_by_its_best_frame(library):
     # no frame in [0.5, 1.0): the frame at 0 s stands for it
     assert len(fine.scores) == 20 and fine.scores[1] == fine.scores[0] == pytest.approx(exact[0]) and fine.scores[2] == pytest.approx(exact[1])
     assert client.timeline(axis(0), ids["clips/a.mp4"]).scores == pytest.approx(exact)  # default: one per frame
+    table = line.to_polars()
+    assert table.columns == ["start_s", "end_s", "similarity"] and table["start_s"].to_list() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert table["similarity"].to_list() == pytest.approx(line.scores) and line.to_arrow().num_rows == 5
     with pytest.raises(UnknownIdError):
         client.timeline(axis(0), 12345)
     with pytest.raises(SearchError, match="buckets"):

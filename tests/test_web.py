@@ -61,12 +61,18 @@ def browser():
         browser.close()
 
 
-def test_search_shows_cards_and_the_preview_plays_from_the_moment(site, browser):
-    warehouse, url = site
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    errors = []
+def open_page(browser, url: str, height: int = 800):
+    """The page in a new tab; the list collects the page's script errors."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
+    errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url + "/")
+    return page, errors
+
+
+def test_search_shows_cards_and_the_preview_plays_from_the_moment(site, browser):
+    warehouse, url = site
+    page, errors = open_page(browser, url)
     page.wait_for_selector("#health:has-text('files')")
     page.fill("#query", "a cat")
     page.press("#query", "Enter")
@@ -159,10 +165,7 @@ def test_dragging_a_noise_shot_onto_a_cluster_writes_a_pin(site, browser):
 
 def test_opening_a_cluster_and_moving_one_of_its_shots_to_another(site, browser):
     warehouse, url = site
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url + "/")
+    page, errors = open_page(browser, url, height=1000)
     page.click("#tab-clusters")
     page.wait_for_selector(".card.cluster")
     scenes = page.locator("#clusters .card.cluster")
