@@ -365,8 +365,14 @@ def test_feedback_trains_an_adapter_the_gate_promotes_and_everything_downstream_
     assert store.name == "adapted_frame_vectors" and adapter is not None
     base_query = VectorStore(warehouse).load_all()[2][0]
     np.testing.assert_allclose(client.query_vector(base_query), adapter.apply(base_query[None, :])[0], atol=1e-6)
-    hits = client.similar_frames(int(VectorStore(warehouse).load_all()[0][0]), k=5)
+    some_frame = int(VectorStore(warehouse).load_all()[0][0])
+    hits = client.similar_frames(some_frame, k=5)
     assert len(hits) == 5
+    # the HTTP API answers from the adapted vectors too: the same neighbours, the same scores
+    with TestClient(create_app(warehouse)) as http:
+        served = http.get(f"/similar/frame/{some_frame}", params={"k": 5}).json()["results"]
+    assert [h["frame_id"] for h in served] == [h.frame_id for h in hits]
+    assert [h["similarity"] for h in served] == pytest.approx([h.similarity for h in hits])
 
     # rollback: one command; the adapted vectors go, the index and clusters follow the base vectors again
     outcome = CliRunner().invoke(cli, ["adapter", "rollback", "--warehouse", str(warehouse.root)])
@@ -383,6 +389,22 @@ def test_feedback_trains_an_adapter_the_gate_promotes_and_everything_downstream_
     assert CliRunner().invoke(cli, ["adapter", "rollback", "1", "--warehouse", str(warehouse.root)]).exit_code == 0
     assert learning.current_version(warehouse) == 1
     assert Manifest.read(manifest_path(warehouse)).adapter_version == 1
+
+    # adapted_vectors_automation: once a file's frame vectors change (a new or re-embedded file), the
+    # adapted vectors are asked for again (Dagster's own evaluator; the update reported as the ingest run would)
+    from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
+
+    from media_assets.defs.assets import media_files
+
+    key = AssetKey("adapted_vectors")
+    first = evaluate_automation_conditions(defs=defs, instance=instance)
+    quiet = evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor)
+    assert quiet.get_num_requested(key) == 0
+    partition = "other/0.mp4"
+    instance.add_dynamic_partitions(media_files.name, [partition])
+    instance.report_runless_asset_event(AssetMaterialization("frame_embeddings", partition=partition))
+    changed = evaluate_automation_conditions(defs=defs, instance=instance, cursor=quiet.cursor)
+    assert changed.get_num_requested(key) == 1
 
 
 def test_the_gate_refuses_an_adapter_trained_on_shuffled_labels(library):
