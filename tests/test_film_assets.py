@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from dagster import DagsterEventType
+from dagster import DagsterEventType, materialize
 
 from media_assets import catalog
 from media_assets.definitions import build_definitions
@@ -403,3 +403,47 @@ def test_a_pin_follows_its_shot_through_a_reingest_that_renumbers_shots(tmp_path
     assert feedback.resolved_rows(warehouse, kinds=("relevance",)) == ([], {"kept": 0, "moved": 0, "stale": 1, "unanchored": 0})
     assert not any(r["pinned"] for r in catalog.query(warehouse, "SELECT pinned FROM cluster_members").to_pylist())
     assert catalog.query(warehouse, "SELECT count(*) AS n FROM shots WHERE media_id = ?", [c_id]).to_pylist()[0]["n"] == 2
+
+
+def test_a_slide_change_inside_a_shot_is_an_event_through_dagster(tmp_path, monkeypatch, tiny_clip):
+    """A lecture-like still whose text changes at 5 s: the pictures barely change (no cut), the frame vectors
+    jump. The vectors stand in for what CLIP sees (the test model's random weights see nothing): they are
+    written for the partition as `frame_embeddings` would, then the `shots` asset runs through Dagster."""
+    from media_assets.warehouse import Warehouse
+
+    root = tmp_path / "warehouse"
+    monkeypatch.setenv("MEDIA_ASSETS_WAREHOUSE", str(root))
+    monkeypatch.setenv("MEDIA_ASSETS_CLIP_MODEL", str(tiny_clip))
+    warehouse = Warehouse.at(root).ensure()
+    def slide_with(lines):
+        picture = np.full((270, 480, 3), 235, np.uint8)
+        for i, (text, scale) in enumerate(lines):
+            cv2.putText(picture, text, (40, 70 + 55 * i), cv2.FONT_HERSHEY_SIMPLEX, scale, (20, 20, 20), 2)
+        return picture
+
+    # the same template, other bullets: change score 0.05 (no cut), perceptual hashes 16 bits apart (not a
+    # near-duplicate, so both slides are embedded)
+    slide = slide_with([("Lecture 3: optics", 1.0), ("- lenses", 0.8)])
+    changed = slide_with([("Lecture 3: optics", 1.0), ("- mirrors and prisms", 0.8), ("- total reflection", 0.8)])
+    frames = [slide] * int(5 * FPS) + [changed] * int(5 * FPS)
+    write_video(warehouse.media_root / "lecture.mp4", frames, FPS)
+    instance = instance_for(warehouse)
+    instance.add_dynamic_partitions(media_files.name, ["lecture.mp4"])
+    defs = build_definitions(str(root), clip_model=str(tiny_clip))
+    config = {"ops": {"frames": {"config": {"sample_fps": 4.0}}}}
+    assert defs.resolve_job_def("ingest_media").execute_in_process(partition_key="lecture.mp4", instance=instance, run_config=config).success
+    assert len(shots_of(warehouse, "lecture.mp4")) == 1  # the pictures alone: one shot, no event
+
+    media_id = media_id_for("lecture.mp4")
+    rows = catalog.query(warehouse, "SELECT frame_id, timestamp_s FROM frames WHERE media_id = ? AND NOT is_duplicate ORDER BY seq", [media_id]).to_pylist()
+    rng = np.random.default_rng(0)
+    topic_a, topic_b = rng.standard_normal(32), rng.standard_normal(32)
+    vectors = np.stack([(topic_a if r["timestamp_s"] < 5.0 else topic_b) + 0.05 * rng.standard_normal(32) for r in rows])
+    VectorStore(warehouse).replace_media(media_id, np.array([r["frame_id"] for r in rows]), vectors, model_id="stand-in")
+    result = materialize([defs.resolve_assets_def("shots")], partition_key="lecture.mp4", instance=instance)
+    assert result.success
+    meta = materialization(result, "shots").metadata
+    assert meta["shots"].value == 1 and meta["events"].value == 1 and meta["used_frame_vectors"].value is True
+    (event,) = catalog.query(warehouse, "SELECT * FROM shot_events WHERE media_id = ?", [media_id]).to_pylist()
+    assert event["time_s"] == pytest.approx(5.0, abs=0.25) and event["shot_id"] == shots_of(warehouse, "lecture.mp4")[0]["shot_id"]
+    assert shots_of(warehouse, "lecture.mp4")[0]["event_count"] == 1
