@@ -26,6 +26,7 @@ import json
 from typing import Iterable
 
 from . import catalog
+from .faces import box_iou
 from .frame_signals import hash_distance
 from .warehouse import Warehouse
 
@@ -76,14 +77,6 @@ def _span_iou(a: tuple[float, float], b: tuple[float, float]) -> float:
     return inter / union if union > 0 else float(a == b)
 
 
-def _box_iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    inter = max(0.0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _hash_bits(anchor_hashes, row_hashes) -> int | None:
     pairs = [hash_distance(a, b) for a in anchor_hashes if a is not None for b in row_hashes if b is not None]
     return min(pairs) if pairs else None
@@ -100,7 +93,7 @@ def _score(kind: str, anchor: dict, row: dict) -> tuple | None:
         bits = _hash_bits([anchor.get("phash")], [row["phash"]])
         near = -abs(anchor["time_s"] - row["time_s"])
         same_time = -near <= MAX_TIME_S
-        if kind == "face" and _box_iou(anchor["box"], (row["x"], row["y"], row["width"], row["height"])) < MIN_BOX_IOU:
+        if kind == "face" and box_iou(anchor["box"], (row["x"], row["y"], row["width"], row["height"])) < MIN_BOX_IOU:
             return None
     same_content = bits is not None and bits <= MAX_HASH_BITS
     if not (same_content or same_time):
@@ -113,23 +106,20 @@ class _Members:
 
     def __init__(self, warehouse: Warehouse):
         self.warehouse = warehouse
-        self.by_kind: dict[str, tuple[dict[int, dict], dict[int, list[dict]]]] = {}
+        self.by_kind: dict[str, dict[int, list[dict]]] = {}  # kind -> media id -> its current members
 
     def load(self, kind: str, media_ids: set[int]) -> None:
-        rows = _query(self.warehouse, kind, _MEDIA_COLUMN, sorted(media_ids))
-        by_id = {r["id"]: r for r in rows}
         by_media: dict[int, list[dict]] = {}
-        for r in rows:
+        for r in _query(self.warehouse, kind, _MEDIA_COLUMN, sorted(media_ids)):
             by_media.setdefault(r["media_id"], []).append(r)
-        self.by_kind[kind] = (by_id, by_media)
+        self.by_kind[kind] = by_media
 
     def resolve(self, kind: str, member_id: int, anchor_text: str | None) -> tuple[int | None, str]:
         """(the id to use, 'kept' | 'moved' | 'stale' | 'unanchored')."""
         if not anchor_text:
             return member_id, "unanchored"
         anchor = json.loads(anchor_text)
-        _, by_media = self.by_kind[kind]
-        scored = [(score, -r["id"], r["id"]) for r in by_media.get(anchor["media_id"], [])
+        scored = [(score, -r["id"], r["id"]) for r in self.by_kind[kind].get(anchor["media_id"], [])
                   if (score := _score(kind, anchor, r)) is not None]
         if not scored:
             return None, "stale"

@@ -472,17 +472,25 @@ _DERIVED_VIEWS = {
 }
 
 
-# what each derived view reads (beside its own folder), so a connection made for one statement can create
-# just the views that statement names
-_VIEW_DEPENDS = {"clusters": {"cluster_names"}, "cluster_pins": {"feedback"}, "current_pins": {"cluster_pins", "feedback"}}
 _VIEW_NAMES = tuple(TABLES) + tuple(v for v in _DERIVED_VIEWS if v not in TABLES)
 
 
+def _names_in(sql: str) -> set[str]:
+    return {view for view in _VIEW_NAMES if re.search(rf"\b{view}\b", sql)}
+
+
+# what each derived view reads beside its own folder, from its own SQL (its scans written as bare names)
+_VIEW_READS = {view: _names_in(sql(lambda table: table)) - {view} for view, sql in _DERIVED_VIEWS.items()}
+
+
 def views_named_in(sql: str) -> set[str]:
-    """The catalog views a statement refers to (by name, as whole words), with the views those read."""
-    named = {view for view in _VIEW_NAMES if re.search(rf"\b{view}\b", sql)}
-    for view in list(named):
-        named |= _VIEW_DEPENDS.get(view, set())
+    """The catalog views a statement refers to (by name, as whole words), with the views those read, so a
+    connection made for one statement creates just the views it needs."""
+    named, todo = set(), _names_in(sql)
+    while todo:
+        view = todo.pop()
+        named.add(view)
+        todo |= _VIEW_READS.get(view, set()) - named
     return named
 
 
@@ -499,11 +507,11 @@ def create_views(con: duckdb.DuckDBPyConnection, warehouse: Warehouse, only: set
             con.execute(f"CREATE OR REPLACE VIEW {view} AS {sql(scan)}")
 
 
-def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False, views: set[str] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with the catalog's views (all, or `views`); with the vector tables
-    (`frame_vectors`, `shot_vectors`, `face_vectors`) too if asked."""
+def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the catalog's views; with the vector tables (`frame_vectors`,
+    `shot_vectors`, `face_vectors`) too if asked."""
     con = duckdb.connect(":memory:")
-    create_views(con, warehouse, views)
+    create_views(con, warehouse)
     if with_vectors:
         from .vectors import ID_COLUMNS, VectorStore
 

@@ -179,13 +179,14 @@ class FaceBox:
 
     def iou(self, other: FaceBox) -> float:
         """Intersection over union with another box (same image)."""
-        return _iou(self.as_tuple(), other.as_tuple())
+        return box_iou(self.as_tuple(), other.as_tuple())
 
     def as_tuple(self) -> tuple[int, int, int, int]:
         return (self.x, self.y, self.width, self.height)
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def box_iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    """Intersection over union of two (x, y, width, height) boxes (pixels or fractions alike)."""
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = ix * iy
@@ -327,7 +328,7 @@ def _finish(boxes: list[FaceBox], settings: FaceSettings) -> list[FaceBox]:
                 0, min(a[1] + a[3], c[1] + c[3]) - max(a[1], c[1])
             )
             # IoU over the threshold, or one box mostly inside the other (a face inside a bigger face)
-            if _iou(a, c) > settings.nms_threshold or inter >= 0.6 * min(a[2] * a[3], c[2] * c[3]):
+            if box_iou(a, c) > settings.nms_threshold or inter >= 0.6 * min(a[2] * a[3], c[2] * c[3]):
                 overlaps = True
                 break
         if not overlaps:

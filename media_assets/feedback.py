@@ -33,11 +33,11 @@ import numpy as np
 import pyarrow as pa
 
 from . import catalog
-from .anchors import anchors_of
+from .anchors import anchors_of, resolve_rows
 from .warehouse import Warehouse
 
 KINDS = ("move", "merge", "split", "same", "different", "relevance")
-MEMBER_TABLES = {"shot": ("shots", "shot_id"), "face": ("faces", "face_id"), "frame": ("frames", "frame_id")}
+MEMBER_KINDS = ("shot", "face", "frame")
 CLUSTER_LEVEL_OF = {"shot": "scene", "face": "character"}
 MAX_QUERY_CHARS = 2000
 SETTLE_S = 2.0  # a row this old can no longer be overtaken by a write in flight (see settled_seq)
@@ -53,7 +53,7 @@ def _as_id(value, what: str) -> int:
     return int(value)
 
 
-def _check_member(warehouse: Warehouse, member_kind: str, member_id, allowed=tuple(MEMBER_TABLES)) -> tuple[int, str]:
+def _check_member(warehouse: Warehouse, member_kind: str, member_id, allowed=MEMBER_KINDS) -> tuple[int, str]:
     """(the id, its anchor: where the member is now, see `media_assets.anchors`); unknown ids are refused."""
     if member_kind not in allowed:
         raise FeedbackError(f"member_kind must be one of {', '.join(allowed)}, got {member_kind!r}")
@@ -236,19 +236,22 @@ def resolved_rows(warehouse: Warehouse, *, through_seq: int | None = None, kinds
     """The rows up to `through_seq` of these kinds, in order, with member ids checked against their anchors:
     moved members get their current ids, rows naming a member that is gone are left out (counts in the
     second value; see `media_assets.anchors.resolve_rows`). What pins and training read."""
-    from .anchors import resolve_rows
-
     rows = [r for r in feedback_rows(warehouse, through_seq=through_seq).to_pylist() if r["kind"] in kinds]
     return resolve_rows(warehouse, rows)
 
 
-def settled_seq(warehouse: Warehouse, *, settle_s: float | None = None) -> int | None:
-    """The newest seq that no write still in flight can precede: writes take their seq before writing
+def settled_seqs(warehouse: Warehouse, *, settle_s: float | None = None) -> list[int]:
+    """The seqs, in order, that no write still in flight can precede: writes take their seq before writing
     (one small Parquet file, milliseconds), so a row whose seq is older than `settle_s` (SETTLE_S) ago is
-    final; None when there is no such row."""
+    final."""
     limit = time.time_ns() - int((SETTLE_S if settle_s is None else settle_s) * 1e9)
-    seqs = [s for s in catalog.read_table(warehouse, "feedback")["seq"].to_pylist() if s <= limit]
-    return max(seqs) if seqs else None
+    return sorted(s for s in catalog.read_table(warehouse, "feedback")["seq"].to_pylist() if s <= limit)
+
+
+def settled_seq(warehouse: Warehouse, *, settle_s: float | None = None) -> int | None:
+    """The newest settled seq (see `settled_seqs`); None when there is no such row."""
+    seqs = settled_seqs(warehouse, settle_s=settle_s)
+    return seqs[-1] if seqs else None
 
 
 class FeedbackWriter:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import catalog
-from .feedback import feedback_rows, resolved_rows
+from .feedback import resolved_rows
 from .media import media_id_of_frame
 from .vectors import FACE_VECTORS, FRAME_VECTORS, SHOT_VECTORS, VectorStore
 from .warehouse import Warehouse
@@ -157,10 +157,10 @@ def build_training_set(warehouse: Warehouse, encoder=None, *, through_seq: int |
     encoder (`query_encoder` when None, loaded only if there are any); items are keyed by (member kind, id) so the held-out split stays put as feedback grows."""
     from .adapter import feedback_from_rows
 
-    if not feedback_rows(warehouse, through_seq=through_seq).num_rows:
-        raise LearningError(f"there is no feedback up to seq {through_seq}: nothing to learn from")
     # members followed to their current ids by their anchors; rows about members that are gone are left out
     rows, anchor_counts = resolved_rows(warehouse, through_seq=through_seq)
+    if not rows and not anchor_counts["stale"]:
+        raise LearningError(f"there is no feedback up to seq {through_seq}: nothing to learn from")
     if not rows:
         raise LearningError(f"the feedback up to seq {through_seq} names only members that are gone (re-ingested "
                             f"files): {anchor_counts['stale']} stale")

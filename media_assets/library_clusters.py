@@ -100,10 +100,10 @@ def current_pins(warehouse: Warehouse) -> tuple[dict[tuple[str, int], int], int]
     renumbers a file's shots or faces moves a pin with its member; a pin whose member is gone is stale and
     applies to nothing (rather than to whatever now has its old id)."""
     rows, counts = resolved_rows(warehouse, kinds=("move", "merge", "split"))
-    latest: dict[tuple[str, int], tuple[int, int | None]] = {}
+    latest: dict[tuple[str, int], int | None] = {}
     for r in rows:  # in seq order: the latest row per member wins; a NULL cluster takes the pin back
-        latest[(r["member_kind"], int(r["member_id"]))] = (r["seq"], r["cluster_id"])
-    return {key: cluster for key, (_, cluster) in latest.items() if cluster is not None}, counts["stale"]
+        latest[(r["member_kind"], int(r["member_id"]))] = r["cluster_id"]
+    return {key: cluster for key, cluster in latest.items() if cluster is not None}, counts["stale"]
 
 
 def issued_cluster_ids(warehouse: Warehouse) -> int:

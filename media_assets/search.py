@@ -836,12 +836,12 @@ def _check_offset(offset) -> int:
     return int(offset)
 
 
-_MAX_ID = 2**63 - 1
+MAX_ID = 2**63 - 1  # ids are signed 64-bit integers in the catalog
 
 
 def _check_id(value, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise SearchError(f"{what} must be an integer, got {value!r}")
-    if not 0 <= int(value) <= _MAX_ID:
+    if not 0 <= int(value) <= MAX_ID:
         raise UnknownIdError(f"unknown {what} {value} (ids are integers in [0, 2^63))")
     return int(value)

@@ -28,6 +28,7 @@ from . import catalog
 from .feedback import FeedbackError, feedback_rows, record_merge, record_move, record_pair, record_relevance, record_split
 from .playback import PlaybackError, browser_can_play, playable_path, proxy_path
 from .search import (
+    MAX_ID,
     MAX_K,
     MAX_OFFSET,
     SearchClient,
@@ -44,7 +45,6 @@ MAX_UPLOAD_BYTES = 10 * 2**20
 # a multipart request carries the file plus its boundaries and part headers
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 2**10
 UPLOAD_PATHS = ("/search/image",)
-MAX_ID = 2**63 - 1  # ids are signed 64-bit integers in the catalog
 WEB_FILES = {"": ("index.html", "text/html; charset=utf-8"), "app.js": ("app.js", "text/javascript"), "style.css": ("style.css", "text/css")}
 
 

@@ -378,15 +378,12 @@ class _Detector:
 
     # --
 
-    def vectors_tell_shots_apart(self) -> tuple[bool, str]:
+    def vectors_tell_shots_apart(self, visual: list[_Boundary]) -> tuple[bool, str]:
         """Whether this file's vectors carry evidence about its boundaries (see the module docstring,
-        step 0): across the boundaries the pictures alone make clear (visual confidence ≥
-        `vector_check_confidence`), the vectors must see a cut-sized change beyond the drift (median ≥
+        step 0): across the `visual` boundaries (found from the pictures alone) that are clear (confidence
+        ≥ `vector_check_confidence`), the vectors must see a cut-sized change beyond the drift (median ≥
         `semantic_cut`). (True, why) when they do or when there is nothing clear to check them on."""
-        visual = _Detector.__new__(_Detector)
-        visual.__dict__.update(self.__dict__)
-        visual.emb = None
-        clear = [b for b in visual._boundaries() if b.confidence >= self.s.vector_check_confidence]
+        clear = [b for b in visual if b.confidence >= self.s.vector_check_confidence]
         if not clear:
             return True, "no clear visual boundary to check the vectors against"
         evidence = [self.semantic(b.first - 1, b.last) - self.drift(b.first, b.last) for b in clear]
@@ -398,11 +395,17 @@ class _Detector:
     def run(self) -> tuple[list[Shot], list[Event]]:
         if self.n == 0:
             return [], []
-        if self.emb is not None:
-            self.vectors_used, self.vectors_note = self.vectors_tell_shots_apart()
-            if not self.vectors_used:
-                self.emb = None  # vectors blind to this file's own clear cuts would veto or misplace the rest
-        boundaries = self._boundaries()
+        if self.emb is None:
+            boundaries = self._boundaries()
+        else:
+            embeddings, self.emb = self.emb, None
+            visual = self._boundaries()  # the pictures alone
+            self.emb = embeddings
+            self.vectors_used, self.vectors_note = self.vectors_tell_shots_apart(visual)
+            if self.vectors_used:
+                boundaries = self._boundaries()
+            else:  # vectors blind to this file's own clear cuts would veto or misplace the rest
+                self.emb, boundaries = None, visual
         events = self._events(boundaries, self._flash_runs, self._candidate) if self.emb is not None else []
         return self._shots(boundaries), events
 

@@ -29,7 +29,7 @@ from dagster import (
 from pydantic import Field
 
 from .. import learning
-from ..feedback import feedback_rows, settled_seq
+from ..feedback import settled_seq, settled_seqs
 from .assets import frame_embeddings
 from .film_assets import faces, shots
 from .resources import ClipEncoderResource, WarehouseResource
@@ -203,8 +203,8 @@ refresh_job = define_asset_job(
 def feedback_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
     wh = warehouse.get()
     cursor = FeedbackCursor.parse(context.cursor)
-    through = settled_seq(wh)
-    seqs = [] if through is None else feedback_rows(wh, through_seq=through)["seq"].to_pylist()
+    seqs = settled_seqs(wh)  # every row at or before the newest settled one (all settled, by definition)
+    through = seqs[-1] if seqs else None
     # rows after the cursor, and rows that landed behind it after its tick (a write slower than the settling
     # time, a clock that stepped back): the table is append-only, so more rows at or before the cursor's seq
     # than it counted are late ones, and they count as new
