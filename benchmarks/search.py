@@ -8,7 +8,7 @@ Run from the repository root:
 
 Data: `--n` synthetic 512-d frame vectors shaped like CLIP image embeddings (a shared "cone" direction, a few
 hundred topics, shots of 5-60 frames within a topic, per-frame noise; each file covers a handful of topics),
-written with `media_assets.testing.write_synthetic_library` (catalog rows `media` and `frames`, LanceDB
+written with `media_assets.demo.synthetic_library.write_synthetic_library` (catalog rows `media` and `frames`, LanceDB
 `frame_vectors`) into a warehouse under `--cache-dir` (default /tmp/media_assets_search_bench), with our HNSW
 index built by `update_frame_index` (M=16, ef_construction=200, ef_search=50; the search client queries it
 with a beam of `search.QUERY_EF` = 800, see the recall table). Each topic is tied to the text
@@ -84,8 +84,13 @@ SUBJECTS = (
     "cat dog man woman child children people crowd horse bird car bus train boat bicycle plane family "
     "girl boy baby couple teacher chef player dancer singer police soldier cow sheep fish"
 ).split()
-ADJECTIVES = "red blue green old young small big dark bright happy wet white black yellow tall little busy quiet".split()
-ACTIONS = "running sitting walking playing sleeping jumping eating swimming standing dancing driving flying reading cooking".split()
+ADJECTIVES = (
+    "red blue green old young small big dark bright happy wet white black yellow tall little busy quiet".split()
+)
+ACTIONS = (
+    "running sitting walking playing sleeping jumping eating swimming standing dancing driving flying reading "
+    "cooking".split()
+)
 PLACES = (
     "beach street kitchen sofa park forest city mountain river snow stadium office garden bridge road lake "
     "field room stage market station airport church school"
@@ -114,9 +119,12 @@ def query_texts(count: int, seed: int, exclude: set[str] = frozenset()) -> list[
     while len(texts) < count:
         template = TEMPLATES[rng.integers(len(TEMPLATES))]
         text = template.format(
-            adj=ADJECTIVES[rng.integers(len(ADJECTIVES))], subj=SUBJECTS[rng.integers(len(SUBJECTS))],
-            subj2=SUBJECTS[rng.integers(len(SUBJECTS))], act=ACTIONS[rng.integers(len(ACTIONS))],
-            place=PLACES[rng.integers(len(PLACES))], time=TIMES[rng.integers(len(TIMES))],
+            adj=ADJECTIVES[rng.integers(len(ADJECTIVES))],
+            subj=SUBJECTS[rng.integers(len(SUBJECTS))],
+            subj2=SUBJECTS[rng.integers(len(SUBJECTS))],
+            act=ACTIONS[rng.integers(len(ACTIONS))],
+            place=PLACES[rng.integers(len(PLACES))],
+            time=TIMES[rng.integers(len(TIMES))],
         )
         if text not in exclude:
             texts[text] = None
@@ -127,8 +135,10 @@ def topic_texts(count: int) -> list[str]:
     rng = np.random.default_rng(12345)
     texts: dict[str, None] = {}
     while len(texts) < count:
-        texts[f"{ADJECTIVES[rng.integers(len(ADJECTIVES))]} {SUBJECTS[rng.integers(len(SUBJECTS))]} "
-              f"{ACTIONS[rng.integers(len(ACTIONS))]} {PLACES[rng.integers(len(PLACES))]}"] = None
+        texts[
+            f"{ADJECTIVES[rng.integers(len(ADJECTIVES))]} {SUBJECTS[rng.integers(len(SUBJECTS))]} "
+            f"{ACTIONS[rng.integers(len(ACTIONS))]} {PLACES[rng.integers(len(PLACES))]}"
+        ] = None
     return list(texts)
 
 
@@ -141,11 +151,11 @@ def say(text: str = "") -> None:
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths)))
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True)))
     say(line)
     say("-" * len(line))
     for row in rows:
-        say("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))))
+        say("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=False))))
 
 
 def quiet_libraries() -> None:
@@ -231,10 +241,19 @@ class Series:
 
     def row(self, note: str = "") -> list[str]:
         values = np.asarray(self.ms)
-        p50, p95 = (np.percentile(values, [50, 95]) if len(values) else (float("nan"),) * 2)
+        p50, p95 = np.percentile(values, [50, 95]) if len(values) else (float("nan"),) * 2
         others = self.meter.others_cores if self.meter is not None else float("nan")
-        return [self.label, self.config, self.threads, str(len(values)), f"{p50:.2f}", f"{p95:.2f}",
-                f"{values.mean():.2f}" if len(values) else "-", "-" if others != others else f"{others:.2f}", note]
+        return [
+            self.label,
+            self.config,
+            self.threads,
+            str(len(values)),
+            f"{p50:.2f}",
+            f"{p95:.2f}",
+            f"{values.mean():.2f}" if len(values) else "-",
+            "-" if others != others else f"{others:.2f}",
+            note,
+        ]
 
     @property
     def p95(self) -> float:
@@ -257,7 +276,7 @@ def word_tokenizer():
     longest word first, so each known word becomes one token)."""
     from transformers import CLIPTokenizer
 
-    from media_assets.testing import _byte_alphabet
+    from media_assets.demo.random_clip import _byte_alphabet
 
     alphabet = _byte_alphabet()
     vocab: dict[str, int] = {}
@@ -282,7 +301,7 @@ def word_tokenizer():
 def ensure_model(cache: Path) -> Path:
     from transformers import AutoProcessor, CLIPProcessor
 
-    from media_assets.testing import write_random_clip
+    from media_assets.demo.random_clip import write_random_clip
 
     folder = cache / f"clip-vit-b-32-random-words-v{MODEL_VERSION}"
     marker = folder / "benchmark-complete"
@@ -297,8 +316,9 @@ def ensure_model(cache: Path) -> Path:
         (folder / name).unlink(missing_ok=True)
     CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(folder)
     config = json.loads((folder / "config.json").read_text())
-    config["text_config"].update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                 pad_token_id=tokenizer.eos_token_id)
+    config["text_config"].update(
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.eos_token_id
+    )
     (folder / "config.json").write_text(json.dumps(config, indent=2))
     marker.write_text("ok\n")
     return folder
@@ -325,8 +345,9 @@ def synthetic_frames(files: int, per_file: int, text_topics: np.ndarray, seed: i
             topic = favourites[rng.integers(len(favourites))]
             shot = unit_rows(rng.standard_normal((1, dim)))[0]
             noise = unit_rows(rng.standard_normal((length, dim)))
-            rows[start: start + length] = (0.55 * cone + 0.30 * text_topics[topic] + 0.55 * topic_image[topic]
-                                           + 0.35 * shot + 0.25 * noise)
+            rows[start : start + length] = (
+                0.55 * cone + 0.30 * text_topics[topic] + 0.55 * topic_image[topic] + 0.35 * shot + 0.25 * noise
+            )
             start += length
         library[f"videos/file{number:04d}.mp4"] = unit_rows(rows)
     return library
@@ -334,10 +355,10 @@ def synthetic_frames(files: int, per_file: int, text_topics: np.ndarray, seed: i
 
 def ensure_warehouse(cache: Path, model_dir: Path, n: int, files: int, topics: int):
     """The cached warehouse (catalog rows, frame vectors, a current HNSW index); built when missing."""
-    from media_assets.encoders import ClipEncoder
-    from media_assets.frame_index import IndexParams, update_frame_index
-    from media_assets.search import SearchClient
-    from media_assets.testing import write_synthetic_library
+    from media_assets.demo.synthetic_library import write_synthetic_library
+    from media_assets.models.clip import ClipEncoder
+    from media_assets.search.client import SearchClient
+    from media_assets.stages.hnsw_index import IndexParams, update_frame_index
     from media_assets.warehouse import Warehouse
 
     per_file = n // files
@@ -365,8 +386,15 @@ def ensure_warehouse(cache: Path, model_dir: Path, n: int, files: int, topics: i
     say(f"  catalog rows and frame vectors written in {written:.0f} s; building the HNSW index ...")
     report = update_frame_index(warehouse, IndexParams())
     say(f"  index built in {report.elapsed_s:.0f} s ({report.node_count} nodes)")
-    info = {"frames": per_file * files, "files": files, "per_file": per_file, "topics": topics,
-            "write_s": written, "index_build_s": report.elapsed_s, "params": report.params}
+    info = {
+        "frames": per_file * files,
+        "files": files,
+        "per_file": per_file,
+        "topics": topics,
+        "write_s": written,
+        "index_build_s": report.elapsed_s,
+        "params": report.params,
+    }
     marker.write_text(json.dumps(info))
     return warehouse, info
 
@@ -381,17 +409,16 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def measure_stages(clients: dict, texts: list[str], encode: dict, ann: Series, join: Series,
-                   total: dict) -> None:
+def measure_stages(clients: dict, texts: list[str], encode: dict, ann: Series, join: Series, total: dict) -> None:
     """Every query through every configuration's client, split into (a) text_vector, (b) _rank, (c) _hits;
     configurations take turns in blocks (alternating who goes first)."""
     configs = list(clients)
     for block, begin in enumerate(range(0, len(texts), BLOCK)):
-        for config in (configs if block % 2 == 0 else configs[::-1]):
+        for config in configs if block % 2 == 0 else configs[::-1]:
             client = clients[config]
             set_threads(config[1])
             with encode[config].meter.measure():
-                for text in texts[begin: begin + BLOCK]:
+                for text in texts[begin : begin + BLOCK]:
                     t0 = time.perf_counter()
                     vector = client.text_vector(text)
                     t1 = time.perf_counter()
@@ -425,15 +452,34 @@ class Server:
 
         self.config = (quantization, threads)
         self.port = free_port()
-        env = dict(os.environ, MEDIA_ASSETS_TEXT_QUANTIZATION=quantization, OMP_NUM_THREADS=str(threads),
-                   MKL_NUM_THREADS=str(threads), PYTHONWARNINGS="ignore", TRANSFORMERS_VERBOSITY="error",
-                   HF_HUB_OFFLINE="1")
+        env = dict(
+            os.environ,
+            MEDIA_ASSETS_TEXT_QUANTIZATION=quantization,
+            OMP_NUM_THREADS=str(threads),
+            MKL_NUM_THREADS=str(threads),
+            PYTHONWARNINGS="ignore",
+            TRANSFORMERS_VERBOSITY="error",
+            HF_HUB_OFFLINE="1",
+        )
         env.pop("MEDIA_ASSETS_CLIP_MODEL", None)  # the model is the one the vectors were made with
         self.log = open(log_dir / f"server-{quantization}-{threads}.log", "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "media_assets.cli", "serve", "--warehouse", str(warehouse_root),
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "media_assets.apps.cli",
+                "serve",
+                "--warehouse",
+                str(warehouse_root),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=120.0)
 
@@ -443,7 +489,9 @@ class Server:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server {self.config} exited with {self.process.returncode}; see {self.log.name}")
+                raise RuntimeError(
+                    f"the server {self.config} exited with {self.process.returncode}; see {self.log.name}"
+                )
             try:
                 if self.http.get("/health").status_code == 200:
                     return
@@ -475,9 +523,9 @@ class Server:
 
 def measure_http(servers: list[Server], texts: list[str], series: dict) -> None:
     for block, begin in enumerate(range(0, len(texts), BLOCK)):
-        for server in (servers if block % 2 == 0 else servers[::-1]):
+        for server in servers if block % 2 == 0 else servers[::-1]:
             with series[server.config].meter.measure():
-                for text in texts[begin: begin + BLOCK]:
+                for text in texts[begin : begin + BLOCK]:
                     series[server.config].ms.append(server.search(text))
 
 
@@ -487,13 +535,15 @@ def measure_http(servers: list[Server], texts: list[str], series: dict) -> None:
 def exact_top(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> list[set[int]]:
     out = []
     for begin in range(0, len(queries), 64):
-        sims = queries[begin: begin + 64] @ vectors.T
+        sims = queries[begin : begin + 64] @ vectors.T
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         out.extend(set(ids[row].tolist()) for row in top)
     return out
 
 
-def index_recall(index, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int, ef: int) -> tuple[float, list[float]]:
+def index_recall(
+    index, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int, ef: int
+) -> tuple[float, list[float]]:
     """recall@k of `index.search(..., ef=ef)` against exact search, one query per call (ties count: a frame
     whose exact similarity reaches the k-th best is a hit), and the per-query latencies in ms."""
     row_of = {int(frame_id): row for row, frame_id in enumerate(ids.tolist())}
@@ -509,7 +559,7 @@ def index_recall(index, vectors: np.ndarray, ids: np.ndarray, queries: np.ndarra
 
 
 def overlap(a: list[set[int]], b: list[set[int]]) -> np.ndarray:
-    return np.array([len(x & y) / len(x) for x, y in zip(a, b)])
+    return np.array([len(x & y) / len(x) for x, y in zip(a, b, strict=True)])
 
 
 # -- main --------------------------------------------------------------------------------------------
@@ -522,17 +572,24 @@ def environment() -> None:
 
     cpu_model = ""
     try:
-        cpu_model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                         if line.startswith("model name"))
+        cpu_model = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     say("== environment")
     say(f"python {platform.python_version()} on {platform.platform()}")
-    say(f"cpu: os.cpu_count()={os.cpu_count()}{f' ({cpu_model})' if cpu_model else ''}; "
-        f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    say(f"torch {torch.__version__} (default threads {torch.get_num_threads()}, "
+    say(
+        f"cpu: os.cpu_count()={os.cpu_count()}{f' ({cpu_model})' if cpu_model else ''}; "
+        f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    say(
+        f"torch {torch.__version__} (default threads {torch.get_num_threads()}, "
         f"quantized engine {torch.backends.quantized.engine}), numpy {np.__version__}, "
-        f"media_assets from {Path(media_assets.__file__).parent}")
+        f"media_assets from {Path(media_assets.__file__).parent}"
+    )
 
 
 def main() -> None:
@@ -553,8 +610,8 @@ def main() -> None:
         parser.error("--n, --files, --topics and the query counts must be positive, and --n >= --files")
 
     quiet_libraries()
-    from media_assets.encoders import ClipEncoder
-    from media_assets.search import QUERY_EF, SearchClient
+    from media_assets.models.clip import ClipEncoder
+    from media_assets.search.client import QUERY_EF, SearchClient
 
     started = time.perf_counter()
     environment()
@@ -572,25 +629,35 @@ def main() -> None:
         set_threads(config[1])
         for text in query_texts(8, seed=99):
             client.search_text(text, k=K)
-    for config, client in clients.items():
+    for _config, client in clients.items():
         index, state = client.index.get()
         if index is None:
-            raise SystemExit(f"error: the search client does not use the index ({state}); delete {warehouse.root} and rerun")
-    encode = {c: Series("(a) text encoding, distinct query", c[0].replace("none", "fp32"), str(c[1]), meter=Meter())
-              for c in CONFIGS}
-    total = {c: Series("search_text (a+b+c), distinct query", c[0].replace("none", "fp32"), str(c[1]), meter=encode[c].meter)
-             for c in CONFIGS}
+            raise SystemExit(
+                f"error: the search client does not use the index ({state}); delete {warehouse.root} and rerun"
+            )
+    encode = {
+        c: Series("(a) text encoding, distinct query", c[0].replace("none", "fp32"), str(c[1]), meter=Meter())
+        for c in CONFIGS
+    }
+    total = {
+        c: Series("search_text (a+b+c), distinct query", c[0].replace("none", "fp32"), str(c[1]), meter=encode[c].meter)
+        for c in CONFIGS
+    }
     ann, join = Series("(b) ANN: _rank", "-", "-"), Series("(c) catalog join: _hits", "-", "-")
     say(f"\nmeasuring the in-process stages: {len(texts)} distinct queries x {len(CONFIGS)} configurations ...")
     gc.collect()
     measure_stages(clients, texts, encode, ann, join, total)
-    ann_join = Series("(b)+(c) ANN + catalog join", "-", "-", [a + j for a, j in zip(ann.ms, join.ms)])
+    ann_join = Series("(b)+(c) ANN + catalog join", "-", "-", [a + j for a, j in zip(ann.ms, join.ms, strict=True)])
     # the same queries again: now from each client's cache (the last 256)
-    cached_texts = texts[-min(len(texts), 200):]
-    cached = {c: Series("(a) text encoding, cached query", c[0].replace("none", "fp32"), str(c[1]), meter=Meter())
-              for c in (RECOMMENDED,)}
-    cached_total = {c: Series("search_text (a+b+c), cached query", c[0].replace("none", "fp32"), str(c[1]),
-                              meter=cached[c].meter) for c in (RECOMMENDED,)}
+    cached_texts = texts[-min(len(texts), 200) :]
+    cached = {
+        c: Series("(a) text encoding, cached query", c[0].replace("none", "fp32"), str(c[1]), meter=Meter())
+        for c in (RECOMMENDED,)
+    }
+    cached_total = {
+        c: Series("search_text (a+b+c), cached query", c[0].replace("none", "fp32"), str(c[1]), meter=cached[c].meter)
+        for c in (RECOMMENDED,)
+    }
     scratch_ann, scratch_join = Series("", "", ""), Series("", "", "")
     measure_stages({RECOMMENDED: clients[RECOMMENDED]}, cached_texts, cached, scratch_ann, scratch_join, cached_total)
 
@@ -632,8 +699,10 @@ def main() -> None:
                 label = config[0].replace("none", "fp32")
                 http[config] = Series("GET /search e2e, distinct query", label, str(config[1]), meter=Meter(pids))
                 http_cached[config] = Series("GET /search e2e, cached query", label, str(config[1]), meter=Meter(pids))
-            say(f"measuring GET /search through {len(servers)} uvicorn servers: {len(texts)} distinct queries, "
-                f"then {len(cached_texts)} cached ...")
+            say(
+                f"measuring GET /search through {len(servers)} uvicorn servers: {len(texts)} distinct queries, "
+                f"then {len(cached_texts)} cached ..."
+            )
             gc.collect()
             measure_http(servers, texts, http)
             measure_http(servers, cached_texts, http_cached)
@@ -673,73 +742,119 @@ def main() -> None:
             if name == "stored frames" and ef != efs[0]:
                 continue
             recall_at_k, latencies = index_recall(index, vectors, ids, queries, K, ef)
-            sweep.append([name, str(ef), f"{recall_at_k:.3f}", f"{np.percentile(latencies, 50):.2f}",
-                          f"{np.percentile(latencies, 95):.2f}"])
+            sweep.append(
+                [
+                    name,
+                    str(ef),
+                    f"{recall_at_k:.3f}",
+                    f"{np.percentile(latencies, 50):.2f}",
+                    f"{np.percentile(latencies, 95):.2f}",
+                ]
+            )
 
     # -- report
     per_file = info["per_file"]
     say()
-    say(f"== search latency: {info['frames']} frame vectors ({info['files']} files x {per_file} frames, 512-d, "
-        f"{info['topics']} topics), HNSW M=16 ef_construction=200 ef_search=50, queried at ef={QUERY_EF} (index built in "
-        f"{info['index_build_s']:.0f} s), k={K}")
-    say(f"model: ViT-B/32 architecture, random weights, on cpu; queries: {len(texts)} distinct texts, "
-        f"{tokens.min()}-{tokens.max()} tokens (median {np.median(tokens):.0f}) with BOS/EOS")
+    say(
+        f"== search latency: {info['frames']} frame vectors ({info['files']} files x {per_file} frames, 512-d, "
+        f"{info['topics']} topics), HNSW M=16 ef_construction=200 ef_search=50, queried at ef={QUERY_EF} "
+        f"(index built in "
+        f"{info['index_build_s']:.0f} s), k={K}"
+    )
+    say(
+        f"model: ViT-B/32 architecture, random weights, on cpu; queries: {len(texts)} distinct texts, "
+        f"{tokens.min()}-{tokens.max()} tokens (median {np.median(tokens):.0f}) with BOS/EOS"
+    )
     rows = [encode[c].row() for c in CONFIGS]
     rows += [cached[RECOMMENDED].row("from the client's cache")]
-    rows += [ann.row(), join.row(),
-             ann_join.row(f"target p95 <= {ANN_JOIN_TARGET_MS:.0f} ms: "
-                           f"{'met' if ann_join.p95 <= ANN_JOIN_TARGET_MS else 'MISSED'}")]
+    rows += [
+        ann.row(),
+        join.row(),
+        ann_join.row(
+            f"target p95 <= {ANN_JOIN_TARGET_MS:.0f} ms: {'met' if ann_join.p95 <= ANN_JOIN_TARGET_MS else 'MISSED'}"
+        ),
+    ]
     rows += [total[c].row() for c in CONFIGS] + [cached_total[RECOMMENDED].row()]
     recommended_e2e = None
     if http:
         for config in HTTP_CONFIGS:
             budget = E2E_TARGET_MS + encode[config].p95
             met = http[config].p95 <= budget
-            rows.append(http[config].row(f"target p95 <= 25 + encoder p95 = {budget:.1f} ms: {'met' if met else 'MISSED'}"
-                                         + ("  <- recommended" if config == RECOMMENDED else "")))
+            rows.append(
+                http[config].row(
+                    f"target p95 <= 25 + encoder p95 = {budget:.1f} ms: {'met' if met else 'MISSED'}"
+                    + ("  <- recommended" if config == RECOMMENDED else "")
+                )
+            )
         for config in HTTP_CONFIGS:
             met = http_cached[config].p95 <= E2E_TARGET_MS
             rows.append(http_cached[config].row(f"no encoder; target p95 <= 25 ms: {'met' if met else 'MISSED'}"))
         recommended_e2e = http[RECOMMENDED]
     say()
     table(["stage", "text", "threads", "n", "p50_ms", "p95_ms", "mean_ms", "others", "note"], rows)
-    say("text: fp32 = float32 text tower, int8 = text_quantization='int8'; threads: torch intra-op threads "
+    say(
+        "text: fp32 = float32 text tower, int8 = text_quantization='int8'; threads: torch intra-op threads "
         "(in-process: torch.set_num_threads; servers: OMP_NUM_THREADS); others: cores other processes used "
-        "meanwhile (/proc/stat, minus this process and its servers); (b) and (c) pooled over all configurations")
+        "meanwhile (/proc/stat, minus this process and its servers); (b) and (c) pooled over all configurations"
+    )
 
     say()
     say("text encoder p50 (ms) by query length in tokens (encode_text, one query)")
     headers = ["text / threads"] + [f"{length} tok" for length in lengths] + ["others"]
-    table(headers, [[f"{q.replace('none', 'fp32')} / {t}"] + [f"{by_length[(q, t, length)]:.1f}" for length in lengths]
-                    + [f"{length_meters[(q, t)].others_cores:.2f}"] for q in ("none", "int8") for t in (1, 2)])
+    table(
+        headers,
+        [
+            [f"{q.replace('none', 'fp32')} / {t}"]
+            + [f"{by_length[(q, t, length)]:.1f}" for length in lengths]
+            + [f"{length_meters[(q, t)].others_cores:.2f}"]
+            for q in ("none", "int8")
+            for t in (1, 2)
+        ],
+    )
 
     say()
-    say(f"== int8 vs float32 text vectors, {len(agreement_texts)} varied queries (RANDOM weights: indicative only; "
-        "trained weights have outlier channels that int8 may treat worse)")
+    say(
+        f"== int8 vs float32 text vectors, {len(agreement_texts)} varied queries (RANDOM weights: indicative only; "
+        "trained weights have outlier channels that int8 may treat worse)"
+    )
     say(f"  cosine(int8, fp32) min / p5 / median: {percentiles(cosines)}")
-    say(f"  for scale, fp32 cosine between different queries p5 / median / p95: {percentiles(upper, (5, 50, 95))}; "
-        f"mean cosine of a query's top-{TOP} frames: {text_to_frame:.3f}")
-    say(f"  top-{TOP} overlap with fp32 on the {len(ids)} vectors, exact search: mean {exact_overlap.mean():.3f}, "
-        f"min {exact_overlap.min():.1f}, >= 9/10 for {np.mean(exact_overlap >= 0.9):.0%} of queries")
-    say(f"  top-{TOP} overlap with fp32 through the index (what users see): mean {index_overlap.mean():.3f}, "
-        f"min {index_overlap.min():.1f}, >= 9/10 for {np.mean(index_overlap >= 0.9):.0%}")
+    say(
+        f"  for scale, fp32 cosine between different queries p5 / median / p95: {percentiles(upper, (5, 50, 95))}; "
+        f"mean cosine of a query's top-{TOP} frames: {text_to_frame:.3f}"
+    )
+    say(
+        f"  top-{TOP} overlap with fp32 on the {len(ids)} vectors, exact search: mean {exact_overlap.mean():.3f}, "
+        f"min {exact_overlap.min():.1f}, >= 9/10 for {np.mean(exact_overlap >= 0.9):.0%} of queries"
+    )
+    say(
+        f"  top-{TOP} overlap with fp32 through the index (what users see): mean {index_overlap.mean():.3f}, "
+        f"min {index_overlap.min():.1f}, >= 9/10 for {np.mean(index_overlap >= 0.9):.0%}"
+    )
     say(f"  for scale, the index's own recall@{TOP} against exact search (fp32 queries): {recall.mean():.3f}")
 
     say()
-    say(f"== the index for text queries: recall@{K} against exact search (ties count) and index.search latency, "
-        f"one thread, by beam width ef (the index's ef_search is {index.ef_search})")
+    say(
+        f"== the index for text queries: recall@{K} against exact search (ties count) and index.search latency, "
+        f"one thread, by beam width ef (the index's ef_search is {index.ef_search})"
+    )
     table(["queries", "ef", f"recall@{K}", "p50_ms", "p95_ms"], sweep)
 
     say()
     all_meters = [s.meter for s in [*encode.values(), *http.values(), *http_cached.values()] if s.meter is not None]
     others = [m.others_cores for m in all_meters if m.others_cores == m.others_cores]
-    say(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; total benchmark time "
-        f"{time.perf_counter() - started:.0f} s")
+    say(
+        f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; total benchmark time "
+        f"{time.perf_counter() - started:.0f} s"
+    )
     if others and np.mean(others) > 0.2:
-        say(f"WARNING: other processes used {np.mean(others):.2f} cores on average (up to {max(others):.2f}) of this "
-            f"machine's {os.cpu_count()} during the measurements: the latencies are inflated; rerun on an idle machine")
-    say(f"recommended: SearchClient(..., text_quantization='int8') / MEDIA_ASSETS_TEXT_QUANTIZATION=int8 with "
-        f"{RECOMMENDED[1]} torch thread (OMP_NUM_THREADS={RECOMMENDED[1]}) for the server")
+        say(
+            f"WARNING: other processes used {np.mean(others):.2f} cores on average (up to {max(others):.2f}) of this "
+            f"machine's {os.cpu_count()} during the measurements: the latencies are inflated; rerun on an idle machine"
+        )
+    say(
+        f"recommended: SearchClient(..., text_quantization='int8') / MEDIA_ASSETS_TEXT_QUANTIZATION=int8 with "
+        f"{RECOMMENDED[1]} torch thread (OMP_NUM_THREADS={RECOMMENDED[1]}) for the server"
+    )
     if recommended_e2e is None:
         say("ratio p95=nan (--skip-http: no end-to-end measurement)")
     else:

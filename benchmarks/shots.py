@@ -1,14 +1,15 @@
 #!/usr/bin/env python
-"""Shot-boundary benchmark: `media_assets.shots` on the frames stage's signals vs PySceneDetect.
+"""Shot-boundary benchmark: `media_assets.models.shots` on the frames stage's signals vs PySceneDetect.
 
 Run from the repository root:
 
-    python benchmarks/shots.py              # 16 held-out videos (seed 11), 20-40 s each, 640x360, 24/30 fps; ours at 2 frames/s
+    python benchmarks/shots.py              # 16 held-out videos (seed 11), 20-40 s each, 640x360, 24/30 fps;
+                                            # ours at 2 frames/s
     python benchmarks/shots.py --quick      # 5 videos: a fast check
     python benchmarks/shots.py --fps 4      # another sampling rate for ours (tolerance follows: 1/fps)
     python benchmarks/shots.py --seed 7     # the set the thresholds were tuned on (any other seed: held out)
 
-The default set is held out: `media_assets.shots`' thresholds were tuned on seed 7's videos, so the ratio
+The default set is held out: `models.shots`' thresholds were tuned on seed 7's videos, so the ratio
 printed by default is measured on videos the tuning never saw.
 
 The videos come from `media_assets.demo.write_test_video` (photographs from scikit-image under a virtual
@@ -58,24 +59,33 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from media_assets.demo import library as demo
+from media_assets.media.decoding import DecodeStats, Sampling, probe, sample_video
+from media_assets.media.discovery import stat_media_file
+from media_assets.media.prefetch import prefetch
+from media_assets.media.signals import ChangeMeter, grey, make_thumbnail, phash, sharpness
+from media_assets.models.shots import ShotSettings, detect_shots, detect_shots_in_frames
+from media_assets.stages.frames import FrameSettings, extract_frames
+from media_assets.warehouse import Warehouse
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from media_assets import demo  # noqa: E402
-from media_assets.decoding import DecodeStats, Sampling, probe, sample_video  # noqa: E402
-from media_assets.frame_signals import ChangeMeter, grey, make_thumbnail, phash, sharpness  # noqa: E402
-from media_assets.frames import FrameSettings, extract_frames  # noqa: E402
-from media_assets.media import stat_media_file  # noqa: E402
-from media_assets.prefetch import prefetch  # noqa: E402
-from media_assets.shots import ShotSettings, detect_shots, detect_shots_in_frames  # noqa: E402
-from media_assets.warehouse import Warehouse  # noqa: E402
-
 CACHE = HERE / ".cache" / "shots"
 TUNING_SEED = 7  # the set the thresholds were tuned on; other seeds give held-out sets
 DEFAULT_SEED = 11  # what the benchmark reports by default: a held-out set
 SET_VERSION = 1  # bump when the generator changes, so cached videos are regenerated
 SIZE = (640, 360)
-SOURCES = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle", "camera"]
+SOURCES = [
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "motorcycle",
+    "camera",
+]
 
 
 def say(text: str = "") -> None:
@@ -135,7 +145,15 @@ def plan_videos(count: int, seed: int = DEFAULT_SEED) -> list[dict]:
                 if 0 <= neighbour < len(shots) and shots[neighbour]["source"] == "astronaut":
                     around = {shots[k]["source"] for k in (neighbour - 1, neighbour + 1) if 0 <= k < len(shots)}
                     shots[neighbour]["source"] = rng.choice([x for x in SOURCES if x not in around | {"astronaut"}])
-        specs.append({"name": f"v{number:02d}", "fps": fps, "style": style.__dict__, "shots": shots, "seed": 100 + number + 1000 * (seed - TUNING_SEED)})
+        specs.append(
+            {
+                "name": f"v{number:02d}",
+                "fps": fps,
+                "style": style.__dict__,
+                "shots": shots,
+                "seed": 100 + number + 1000 * (seed - TUNING_SEED),
+            }
+        )
     return specs
 
 
@@ -159,7 +177,10 @@ def _patched_render(spec: dict, path: Path) -> dict:
 def _plan_extras(truth: dict, rng: random.Random) -> tuple[list[dict], list[dict]]:
     """Flashes (inside shots, away from transitions) and talking-head spans (the still astronaut shots)."""
     fps = truth["fps"]
-    busy = [(b.get("transition_start", b["time"]) - 0.7, b.get("transition_end", b["time"]) + 0.7) for b in truth["boundaries"]]
+    busy = [
+        (b.get("transition_start", b["time"]) - 0.7, b.get("transition_end", b["time"]) + 0.7)
+        for b in truth["boundaries"]
+    ]
     flashes = []
     for shot in truth["shots"]:
         if shot["end"] - shot["start"] < 2.0 or rng.random() > 0.45:
@@ -169,9 +190,13 @@ def _plan_extras(truth: dict, rng: random.Random) -> tuple[list[dict], list[dict
             continue
         length = rng.choice([2, 3, 4])
         first = int(round(centre * fps))
-        flashes.append({"time": round(first / fps, 6), "frame": first, "frames": length, "peak": round(rng.uniform(0.85, 1.0), 3)})
+        flashes.append(
+            {"time": round(first / fps, 6), "frame": first, "frames": length, "peak": round(rng.uniform(0.85, 1.0), 3)}
+        )
     talking = [
-        {"start": s["start"], "end": s["end"]} for s in truth["shots"] if s["source"] == "astronaut" and s["motion"] == "static"
+        {"start": s["start"], "end": s["end"]}
+        for s in truth["shots"]
+        if s["source"] == "astronaut" and s["motion"] == "static"
     ]
     return flashes, talking
 
@@ -231,10 +256,18 @@ def cached_set(count: int, seed: int = DEFAULT_SEED) -> list[dict]:
         truth = _patched_render(spec, path)
         flashes, talking = _plan_extras(truth, random.Random(spec["seed"]))
         _post_process(path, truth["fps"], flashes, talking)
-        entry = {"version": SET_VERSION, "spec": spec, "truth": truth | {"file": path.name}, "flashes": flashes, "talking": talking}
+        entry = {
+            "version": SET_VERSION,
+            "spec": spec,
+            "truth": truth | {"file": path.name},
+            "flashes": flashes,
+            "talking": talking,
+        }
         truth_path.write_text(json.dumps(entry, indent=1))
-        say(f"  generated {path.name}: {truth['duration']:.1f} s, {len(truth['boundaries'])} boundaries, "
-            f"{len(flashes)} flashes ({time.perf_counter() - started:.1f} s)")
+        say(
+            f"  generated {path.name}: {truth['duration']:.1f} s, {len(truth['boundaries'])} boundaries, "
+            f"{len(flashes)} flashes ({time.perf_counter() - started:.1f} s)"
+        )
         entries.append(entry | {"path": str(path)})
     return entries
 
@@ -256,7 +289,9 @@ class OracleVectors:
     def __init__(self, seed: int = 0):
         self.rng = np.random.default_rng(seed)
         common = self._unit(self.rng.standard_normal(self.DIM))
-        self.sources = {name: self._unit(0.7 * common + 0.714 * self._unit(self.rng.standard_normal(self.DIM))) for name in SOURCES}
+        self.sources = {
+            name: self._unit(0.7 * common + 0.714 * self._unit(self.rng.standard_normal(self.DIM))) for name in SOURCES
+        }
         self.black = self._unit(0.7 * common + 0.714 * self._unit(self.rng.standard_normal(self.DIM)))
         self.white = self._unit(0.7 * common + 0.714 * self._unit(self.rng.standard_normal(self.DIM)))
 
@@ -363,15 +398,23 @@ class OurRun:
     oracle_shots: list | None
 
 
-def run_ours(entry: dict, warehouse: Warehouse, fps: float, settings: ShotSettings, oracle: OracleVectors | None) -> OurRun:
+def run_ours(
+    entry: dict, warehouse: Warehouse, fps: float, settings: ShotSettings, oracle: OracleVectors | None
+) -> OurRun:
     path = Path(entry["path"])
     frame_settings = FrameSettings(Sampling(fps=fps))
     # timed: what shot detection needs, starting from the file
     started = time.perf_counter()
     signals = decode_and_signals(path, frame_settings.sampling, frame_settings.thumbnail_max_side)
     shots, _ = detect_shots(
-        signals["timestamp_s"], signals["change_score"], signals["pixel_change"], None, settings,
-        sharpness=signals["sharpness"], phash=signals["phash"], duration_s=signals["duration_s"],
+        signals["timestamp_s"],
+        signals["change_score"],
+        signals["pixel_change"],
+        None,
+        settings,
+        sharpness=signals["sharpness"],
+        phash=signals["phash"],
+        duration_s=signals["duration_s"],
     )
     elapsed = time.perf_counter() - started
     # the real frames stage, also timed; its rows must give the same signals and the same shots
@@ -386,7 +429,9 @@ def run_ours(entry: dict, warehouse: Warehouse, fps: float, settings: ShotSettin
         raise AssertionError(f"{path.name}: shots from the frames table differ from the signal pass")
     oracle_shots = None
     if oracle is not None:
-        vectors = oracle.for_video(entry, frames["frame_index"].to_numpy(), frames["is_duplicate"].to_numpy(zero_copy_only=False))
+        vectors = oracle.for_video(
+            entry, frames["frame_index"].to_numpy(), frames["is_duplicate"].to_numpy(zero_copy_only=False)
+        )
         oracle_shots, _ = detect_shots_in_frames(
             frames, frames["frame_id"].to_numpy(), vectors, settings=settings, duration_s=result.media["duration_s"]
         )
@@ -414,7 +459,10 @@ def match(truth: dict, detections: list[float], tolerance: float) -> tuple[int, 
         hi = boundary.get("transition_end", boundary["time"]) + tolerance
         windows.append((lo - 1e-6, hi + 1e-6, boundary["time"]))
     pairs = sorted(
-        (abs(t - centre), b, d) for b, (lo, hi, centre) in enumerate(windows) for d, t in enumerate(detections) if lo <= t <= hi
+        (abs(t - centre), b, d)
+        for b, (lo, hi, centre) in enumerate(windows)
+        for d, t in enumerate(detections)
+        if lo <= t <= hi
     )
     used_b, used_d = set(), set()
     for _, b, d in pairs:
@@ -496,11 +544,11 @@ def classification(entries: list[dict], our_shots: dict[str, list]) -> tuple[int
 
 
 def table(headers: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows)]
-    say("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
+    widths = [max(len(str(x)) for x in column) for column in zip(headers, *rows, strict=False)]
+    say("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False)))
     say("  ".join("-" * w for w in widths))
     for row in rows:
-        say("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        say("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)))
 
 
 def load_average() -> str:
@@ -515,8 +563,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="5 videos instead of 16")
     parser.add_argument("--videos", type=int, default=None, help="number of videos (default 16, 5 with --quick)")
     parser.add_argument("--fps", type=float, default=2.0, help="our sampling rate (frames per second)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                        help=f"test-set seed (default {DEFAULT_SEED}, held out; {TUNING_SEED}: the tuning set)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"test-set seed (default {DEFAULT_SEED}, held out; {TUNING_SEED}: the tuning set)",
+    )
     parser.add_argument("--no-oracle", action="store_true", help="skip the synthetic-vector row")
     parser.add_argument("--verbose", action="store_true", help="list every miss and false positive")
     args = parser.parse_args()
@@ -526,10 +578,14 @@ def main() -> None:
 
     import scenedetect
 
-    say(f"shot boundaries: {count} videos at {SIZE[0]}x{SIZE[1]}, ours sampled at {args.fps:g} frames/s, "
-        f"tolerance ±{tolerance:.3f} s")
-    say(f"python {platform.python_version()}, OpenCV {cv2.__version__}, PySceneDetect {scenedetect.__version__}, "
-        f"{os.cpu_count()} cores, load average {load_average()}")
+    say(
+        f"shot boundaries: {count} videos at {SIZE[0]}x{SIZE[1]}, ours sampled at {args.fps:g} frames/s, "
+        f"tolerance ±{tolerance:.3f} s"
+    )
+    say(
+        f"python {platform.python_version()}, OpenCV {cv2.__version__}, PySceneDetect {scenedetect.__version__}, "
+        f"{os.cpu_count()} cores, load average {load_average()}"
+    )
     entries = cached_set(count, args.seed)
     minutes = sum(e["truth"]["duration"] for e in entries) / 60.0
     n_boundaries = sum(len(e["truth"]["boundaries"]) for e in entries)
@@ -542,8 +598,11 @@ def main() -> None:
         for s in e["truth"]["shots"]:
             motions[s["motion"]] = motions.get(s["motion"], 0) + 1
     role = "the tuning set" if args.seed == TUNING_SEED else "held out: the thresholds were tuned on seed 7"
-    say(f"set: seed {args.seed} ({role}), {minutes:.2f} video minutes, {n_boundaries} boundaries {by_type}, shots {motions}, "
-        f"{sum(len(e['flashes']) for e in entries)} flashes, {sum(len(e['talking']) for e in entries)} talking heads")
+    say(
+        f"set: seed {args.seed} ({role}), {minutes:.2f} video minutes, {n_boundaries} boundaries {by_type}, "
+        f"shots {motions}, "
+        f"{sum(len(e['flashes']) for e in entries)} flashes, {sum(len(e['talking']) for e in entries)} talking heads"
+    )
 
     ours = Outcome("ours: frames-stage signals + detect_shots (visual only)")
     oracle_outcome = Outcome("ours + ORACLE synthetic vectors (not CLIP)")
@@ -582,34 +641,52 @@ def main() -> None:
     for outcome in outcomes:
         s = scores[outcome.name] = score(entries, outcome, tolerance)
         per_minute = f"{outcome.seconds / minutes:.2f}" if outcome.seconds else "(as ours)"
-        rows.append([outcome.name, f"{s.precision:.3f}", f"{s.recall:.3f}", f"{s.f1:.3f}", per_minute,
-                     " ".join(f"{k}:{v}" for k, v in sorted(s.missed_by_type.items())) or "-",
-                     " ".join(f"{k}:{v}" for k, v in sorted(s.fp_by_cause.items())) or "-"])
+        rows.append(
+            [
+                outcome.name,
+                f"{s.precision:.3f}",
+                f"{s.recall:.3f}",
+                f"{s.f1:.3f}",
+                per_minute,
+                " ".join(f"{k}:{v}" for k, v in sorted(s.missed_by_type.items())) or "-",
+                " ".join(f"{k}:{v}" for k, v in sorted(s.fp_by_cause.items())) or "-",
+            ]
+        )
     rows.append([decode.name, "-", "-", "-", f"{decode.seconds / minutes:.2f}", "-", "-"])
     say()
     table(["detector", "precision", "recall", "F1", "s per video minute", "missed", "false positives in"], rows)
     right, total = classification(entries, our_shots)
-    say(f"\nstatic/dynamic of true shots (ours, visual only): {right}/{total} agree "
-        f"(talking heads count as static); load average now {load_average()}")
+    say(
+        f"\nstatic/dynamic of true shots (ours, visual only): {right}/{total} agree "
+        f"(talking heads count as static); load average now {load_average()}"
+    )
     if args.verbose:
         for outcome in outcomes:
             say(f"\n{outcome.name}")
             for entry in entries:
                 tp, missed, extra = match(entry["truth"], outcome.times[entry["truth"]["file"]], tolerance)
                 if missed or extra:
-                    say(f"  {entry['truth']['file']}: missed {[(b['type'], b['time']) for b in missed]} "
-                        f"extra {[(round(t, 2), false_positive_cause(entry, t)) for t in extra]}")
+                    say(
+                        f"  {entry['truth']['file']}: missed {[(b['type'], b['time']) for b in missed]} "
+                        f"extra {[(round(t, 2), false_positive_cause(entry, t)) for t in extra]}"
+                    )
 
     best = max((content, adaptive), key=lambda o: scores[o.name].f1)
     f1_ratio = scores[ours.name].f1 / scores[best.name].f1 if scores[best.name].f1 else float("inf")
     speed_ratio = (minutes / ours.seconds) / (minutes / best.seconds)
-    say(f"decode floor: grab() alone is {best.seconds / decode.seconds:.2f}x as fast as {best.name}, the highest speed "
-        f"ratio any stage that decodes every frame can reach here")
-    say(f"ours, timed with the whole frames stage (also JPEG thumbnails and catalog rows, which the warehouse "
+    say(
+        f"decode floor: grab() alone is {best.seconds / decode.seconds:.2f}x as fast as {best.name}, the highest speed "
+        f"ratio any stage that decodes every frame can reach here"
+    )
+    say(
+        f"ours, timed with the whole frames stage (also JPEG thumbnails and catalog rows, which the warehouse "
         f"writes anyway): {full_stage_seconds / minutes:.2f} s per video minute, "
-        f"speed ratio {(minutes / full_stage_seconds) / (minutes / best.seconds):.2f}")
-    say(f"\nanchor: {best.name} (the better PySceneDetect F1); ours is the visual-only row, timed as "
-        f"decode + signals (the frames stage's own functions) + detection")
+        f"speed ratio {(minutes / full_stage_seconds) / (minutes / best.seconds):.2f}"
+    )
+    say(
+        f"\nanchor: {best.name} (the better PySceneDetect F1); ours is the visual-only row, timed as "
+        f"decode + signals (the frames stage's own functions) + detection"
+    )
     say(f"ratio f1={f1_ratio:.2f} speed={speed_ratio:.2f}")
 
 

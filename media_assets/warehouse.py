@@ -43,7 +43,7 @@ class Warehouse:
         *,
         media_root: str | os.PathLike | None = None,
         vectors_uri: str | None = None,
-    ) -> "Warehouse":
+    ) -> Warehouse:
         """A warehouse at `root` (default: $MEDIA_ASSETS_WAREHOUSE, else ./warehouse).
 
         The media root defaults to $MEDIA_ASSETS_MEDIA_ROOT, else the one recorded in
@@ -51,7 +51,12 @@ class Warehouse:
         $MEDIA_ASSETS_VECTORS_URI, else `<root>/vectors`.
         """
         root_path = Path(root or os.environ.get(WAREHOUSE_ENV) or DEFAULT_WAREHOUSE).expanduser().resolve()
-        media = media_root or os.environ.get(MEDIA_ROOT_ENV) or _settings(root_path).get("media_root") or root_path / "media"
+        media = (
+            media_root
+            or os.environ.get(MEDIA_ROOT_ENV)
+            or _settings(root_path).get("media_root")
+            or root_path / "media"
+        )
         vectors = vectors_uri or os.environ.get(VECTORS_URI_ENV) or str(root_path / "vectors")
         return cls(root=root_path, media_root=Path(media).expanduser().resolve(), vectors_uri=str(vectors))
 
@@ -91,7 +96,7 @@ class Warehouse:
     def face_crop_dir(self, media_id: int) -> Path:
         return self.face_crops_dir / str(media_id)
 
-    def ensure(self) -> "Warehouse":
+    def ensure(self) -> Warehouse:
         """Create the folders (idempotent) and return self."""
         for path in (self.root, self.media_root, self.tables_dir, self.thumbnails_dir):
             path.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from media_assets.testing import write_random_clip
+from media_assets.demo.random_clip import write_random_clip
 from media_assets.warehouse import Warehouse
 
 

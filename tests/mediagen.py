@@ -30,8 +30,9 @@ def write_video(path: Path, frames: list[np.ndarray], fps: float = 30.0, fourcc:
     return path
 
 
-def shots_video(path: Path, sources: list[str], seconds_each: float = 2.0, fps: float = 30.0,
-                size: tuple[int, int] = (320, 180)) -> Path:
+def shots_video(
+    path: Path, sources: list[str], seconds_each: float = 2.0, fps: float = 30.0, size: tuple[int, int] = (320, 180)
+) -> Path:
     """Hard cuts between still photographs."""
     frames = []
     for source in sources:

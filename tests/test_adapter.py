@@ -1,4 +1,4 @@
-"""The feedback-trained embedding adapter (media_assets.adapter) on a small labelled synthetic set.
+"""The feedback-trained embedding adapter (`media_assets.models.adapter`) on a small labelled synthetic set.
 
 The set: 12 groups of 20 unit vectors in 128 dimensions, each x = sqrt(.2)·shared + sqrt(.15)·group +
 sqrt(.3)·style + noise, with 4 "styles" drawn independently of the group, so the base vectors confuse
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from media_assets.adapter import (
+from media_assets.models.adapter import (
     AdapterFileError,
     AdapterSettings,
     EmbeddingAdapter,
@@ -49,11 +49,18 @@ class World:
         shared, directions, styles = _units(rng, 1)[0], _units(rng, GROUPS), _units(rng, STYLES)
         self.groups = np.arange(GROUPS * PER_GROUP) % GROUPS
         style = rng.integers(STYLES, size=len(self.groups))
-        self.vectors = _unit_rows(np.sqrt(0.2) * shared + np.sqrt(0.15) * directions[self.groups]
-                                  + np.sqrt(0.3) * styles[style] + np.sqrt(0.35) * _units(rng, len(self.groups)))
+        self.vectors = _unit_rows(
+            np.sqrt(0.2) * shared
+            + np.sqrt(0.15) * directions[self.groups]
+            + np.sqrt(0.3) * styles[style]
+            + np.sqrt(0.35) * _units(rng, len(self.groups))
+        )
         other_groups = np.repeat(np.arange(20), 20)
-        other = _unit_rows(np.sqrt(0.2) * shared + np.sqrt(0.4) * _units(rng, 20)[other_groups]
-                           + np.sqrt(0.4) * _units(rng, len(other_groups)))[rng.permutation(len(other_groups))]
+        other = _unit_rows(
+            np.sqrt(0.2) * shared
+            + np.sqrt(0.4) * _units(rng, 20)[other_groups]
+            + np.sqrt(0.4) * _units(rng, len(other_groups))
+        )[rng.permutation(len(other_groups))]
         self.background, self.generic = other[:150], other[150:]
         self.feedback = Feedback(self.vectors, self.groups.astype(np.int64), background=self.background)
         self.training, self.testing = split_feedback(self.feedback, held_out=0.3, seed=0)
@@ -123,8 +130,13 @@ def test_an_adapter_trained_on_shuffled_labels_is_refused(world, trained):
     # judged on correct held-out feedback against the good adapter in service: refused, and the reason says
     # it does not beat the current adapter
     current = evaluate(good, world.testing)
-    promote, why = promotion_decision(evaluate(bad, world.testing), current, evaluate(None, world.testing),
-                                      generic_bad, generic_retrieval_score(good, world.generic))
+    promote, why = promotion_decision(
+        evaluate(bad, world.testing),
+        current,
+        evaluate(None, world.testing),
+        generic_bad,
+        generic_retrieval_score(good, world.generic),
+    )
     assert not promote
     assert "for the current adapter" in why and "needed" in why, why
 
@@ -170,12 +182,20 @@ def test_promotion_rule_reasons_carry_the_numbers():
         return {**result_, "recall_at_k": recall, "relevance_queries": 6, "k": 10}
 
     ok, why = promotion_decision(judged(clear, 0.50), judged(base, 0.70), judged(base, 0.60), 1.0, 1.0)
-    assert not ok and "recall@10 of judged-relevant frames 0.500 vs 0.700 for the current adapter (drop 0.200 > 0.020" in why
+    assert (
+        not ok
+        and "recall@10 of judged-relevant frames 0.500 vs 0.700 for the current adapter (drop 0.200 > 0.020" in why
+    )
     assert "0.500 vs 0.600 for the base model" in why
     ok, why = promotion_decision(judged(clear, 0.69), judged(base, 0.70), judged(base, 0.60), 1.0, 1.0)
-    assert ok and "recall@10 of judged-relevant frames 0.690 vs 0.700 for the current adapter and 0.600 for the base model" in why
-    ok, _ = promotion_decision(judged(clear, 0.50), judged(base, 0.70), judged(base, 0.60), 1.0, 1.0,
-                               PromotionRule(max_relevance_drop=0.3))
+    assert (
+        ok
+        and "recall@10 of judged-relevant frames 0.690 vs 0.700 for the current adapter and 0.600 for the base model"
+        in why
+    )
+    ok, _ = promotion_decision(
+        judged(clear, 0.50), judged(base, 0.70), judged(base, 0.60), 1.0, 1.0, PromotionRule(max_relevance_drop=0.3)
+    )
     assert ok
 
 
@@ -296,11 +316,14 @@ def test_mismatched_files_raise_adapter_file_error(tmp_path):
     folder = _saved(tmp_path)
     manifest_path = folder / "adapter.json"
     manifest = json.loads(manifest_path.read_text())
-    for change, message in [({"dim": DIM + 1}, "does not match"), ({"version": 99}, "format version"),
-                            ({"kind": "linear"}, "does not match its settings"),
-                            ({"settings": {**manifest["settings"], "hidden": 8}}, "does not match"),
-                            ({"settings": {**manifest["settings"], "kind": "cubic"}}, "bad settings"),
-                            ({"weights_file": "../elsewhere.safetensors"}, "plain file name")]:
+    for change, message in [
+        ({"dim": DIM + 1}, "does not match"),
+        ({"version": 99}, "format version"),
+        ({"kind": "linear"}, "does not match its settings"),
+        ({"settings": {**manifest["settings"], "hidden": 8}}, "does not match"),
+        ({"settings": {**manifest["settings"], "kind": "cubic"}}, "bad settings"),
+        ({"weights_file": "../elsewhere.safetensors"}, "plain file name"),
+    ]:
         manifest_path.write_text(json.dumps({**manifest, **change}))
         with pytest.raises(AdapterFileError, match=message):
             EmbeddingAdapter.load(folder)
@@ -309,12 +332,28 @@ def test_mismatched_files_raise_adapter_file_error(tmp_path):
 # -- settings and input checks ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change", [
-    {"kind": "mlp"}, {"hidden": 0}, {"hidden": 2.5}, {"epochs": 0}, {"learning_rate": 0}, {"learning_rate": -1e-3},
-    {"weight_decay": -1}, {"margin": -0.1}, {"margin": 3}, {"identity_weight": float("nan")},
-    {"hard_negatives": "yes"}, {"seed": -1}, {"batch_size": 0}, {"threads": 0}, {"init_scale": 0},
-    {"max_steps": 0}, {"background_per_step": -1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kind": "mlp"},
+        {"hidden": 0},
+        {"hidden": 2.5},
+        {"epochs": 0},
+        {"learning_rate": 0},
+        {"learning_rate": -1e-3},
+        {"weight_decay": -1},
+        {"margin": -0.1},
+        {"margin": 3},
+        {"identity_weight": float("nan")},
+        {"hard_negatives": "yes"},
+        {"seed": -1},
+        {"batch_size": 0},
+        {"threads": 0},
+        {"init_scale": 0},
+        {"max_steps": 0},
+        {"background_per_step": -1},
+    ],
+)
 def test_bad_settings_raise_value_error(change):
     with pytest.raises(ValueError, match="AdapterSettings"):
         AdapterSettings(**change)
@@ -382,9 +421,13 @@ def test_train_only_items_never_go_to_the_held_out_side(world):
 def test_split_keeps_pairs_and_judgements_with_their_items(world):
     v = world.vectors[:40]
     query = world.vectors[100]
-    feedback = Feedback(v, np.full(40, -1), same_pairs=[(2 * i, 2 * i + 1) for i in range(10)],
-                        different_pairs=[(20 + i, 30 + i) for i in range(10)],
-                        relevance=[(query, i, i % 2 == 0) for i in range(20, 40)])
+    feedback = Feedback(
+        v,
+        np.full(40, -1),
+        same_pairs=[(2 * i, 2 * i + 1) for i in range(10)],
+        different_pairs=[(20 + i, 30 + i) for i in range(10)],
+        relevance=[(query, i, i % 2 == 0) for i in range(20, 40)],
+    )
     training, testing = split_feedback(feedback, held_out=0.3, seed=0)
     assert len(training.same_pairs) + len(testing.same_pairs) == 10  # components stay whole
     assert len(training.different_pairs) + len(testing.different_pairs) == 10
@@ -420,7 +463,7 @@ def test_feedback_from_rows():
         {"seq": 10, "kind": "relevance", "member_kind": "frame", "member_id": 102, "query": "a dog", "relevant": True},
     ]
     feedback, keys, counts = feedback_from_rows(rows, vectors, {"a cat": _units(rng, 1)[0]})
-    groups = dict(zip(keys, feedback.groups.tolist()))
+    groups = dict(zip(keys, feedback.groups.tolist(), strict=True))
     assert groups[("shot", 1)] == 5 and groups[("shot", 2)] == 5 and groups[("shot", 3)] == 9
     assert ("shot", 4) not in groups
     assert [(keys[a], keys[b]) for a, b in feedback.same_pairs] == [(("shot", 1), ("shot", 5))]

@@ -6,20 +6,21 @@ import json
 
 import pytest
 from click.testing import CliRunner
-
-from media_assets import catalog
-from media_assets.cli import main
-from media_assets.defs.assets import media_files
-from media_assets.defs.instance import instance_for
-from media_assets.warehouse import Warehouse
-
 from mediagen import shots_video
+
+from media_assets.apps.cli import main
+from media_assets.defs.instance import instance_for
+from media_assets.defs.partitions import media_files
+from media_assets.store import catalog
+from media_assets.warehouse import Warehouse
 
 
 @pytest.fixture(scope="module")
 def demo_warehouse(tmp_path_factory, tiny_clip):
     root = tmp_path_factory.mktemp("cli") / "warehouse"
-    result = CliRunner().invoke(main, ["demo", "--warehouse", str(root), "--clip-model", str(tiny_clip)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["demo", "--warehouse", str(root), "--clip-model", str(tiny_clip)], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     return root, result.output
 
@@ -57,7 +58,8 @@ def test_demo_shots_match_the_ground_truth(demo_warehouse):
         expected = video["boundaries"]
         rows = catalog.query(
             warehouse,
-            "SELECT s.start_s, s.transition FROM shots s JOIN media m USING (media_id) WHERE m.partition_key = ? AND s.shot_index > 0 ORDER BY 1",
+            "SELECT s.start_s, s.transition FROM shots s JOIN media m USING (media_id) "
+            "WHERE m.partition_key = ? AND s.shot_index > 0 ORDER BY 1",
             [video["file"]],
         ).to_pylist()
         for boundary in expected:
@@ -74,7 +76,9 @@ def test_demo_shots_match_the_ground_truth(demo_warehouse):
     assert all(true == detected for true, detected in kinds), repr(kinds)
     # each photo is one static shot with its one keyframe
     photos = catalog.query(
-        warehouse, "SELECT count(*) AS n FROM shots JOIN media USING (media_id) WHERE media.kind = 'image' AND shots.kind = 'static'"
+        warehouse,
+        "SELECT count(*) AS n FROM shots JOIN media USING (media_id) "
+        "WHERE media.kind = 'image' AND shots.kind = 'static'",
     ).to_pylist()[0]["n"]
     assert photos == len(truth["images"])
     clusters = cli("clusters", "list", "--warehouse", root)
@@ -108,8 +112,13 @@ def test_sql_reaches_the_catalog_and_the_vectors(demo_warehouse):
     result = cli("sql", "--warehouse", root, "SELECT kind, count(*) AS n FROM media GROUP BY kind ORDER BY kind")
     assert result.exit_code == 0, result.output
     assert "image" in result.output and "video" in result.output
-    joined = cli("sql", "--warehouse", root, "--csv",
-                 "SELECT count(*) AS n FROM frames f JOIN frame_vectors v USING (frame_id) WHERE NOT f.is_duplicate")
+    joined = cli(
+        "sql",
+        "--warehouse",
+        root,
+        "--csv",
+        "SELECT count(*) AS n FROM frames f JOIN frame_vectors v USING (frame_id) WHERE NOT f.is_duplicate",
+    )
     kept = cli("sql", "--warehouse", root, "--csv", "SELECT count(*) FROM frames WHERE NOT is_duplicate")
     assert joined.output.splitlines()[1] == kept.output.splitlines()[1] != "0"
 
@@ -154,7 +163,7 @@ def test_a_missing_warehouse_is_an_error(tmp_path):
 def test_make_test_model_writes_a_loadable_checkpoint(tmp_path):
     result = cli("make-test-model", tmp_path / "m", "--size", "tiny")
     assert result.exit_code == 0 and "MEDIA_ASSETS_CLIP_MODEL" in result.output
-    from media_assets.encoders import ClipEncoder
+    from media_assets.models.clip import ClipEncoder
 
     assert ClipEncoder.load(str(tmp_path / "m"), device="cpu").dim == 32
 

@@ -1,4 +1,4 @@
-"""Scene and character clusters, the noise bucket, stable ids and pins (`media_assets.clustering`).
+"""Scene and character clusters, the noise bucket, stable ids and pins (`media_assets.models.clusters`).
 
 Vectors are synthetic and CLIP-like: a shared mean direction plus a group direction plus per-member noise,
 so members of a group have cosine ~0.9 and groups ~0.7 (`_member_vector`); outliers have only the mean and noise.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_assets.clustering import (
+from media_assets.models.clusters import (
     ClusterSettings,
     Member,
     PreviousClusters,
@@ -51,8 +51,17 @@ def _shots(group: int, ids: range, between: float = 0.7, within: float = 0.92) -
 
 def _faces(person: int, ids: range, shot_ids: list[int]) -> list[Member]:
     """Face crops of `person` (cosine ~0.85 to each other, ~0.6 to other people), on `shot_ids` in turn."""
-    return [Member("face", i, 0, 10 * shot_ids[k % len(shot_ids)] + 1, _member_vector(1000 + person, i, 0.6, 0.85),
-                   shot_id=shot_ids[k % len(shot_ids)]) for k, i in enumerate(ids)]
+    return [
+        Member(
+            "face",
+            i,
+            0,
+            10 * shot_ids[k % len(shot_ids)] + 1,
+            _member_vector(1000 + person, i, 0.6, 0.85),
+            shot_id=shot_ids[k % len(shot_ids)],
+        )
+        for k, i in enumerate(ids)
+    ]
 
 
 def _by_id(result, kind: str = "shot") -> dict[int, dict]:
@@ -136,10 +145,14 @@ def test_faces_are_sub_clustered_within_their_scene():
     shots = _library()
     kitchen, garden = list(range(100, 108)), list(range(200, 208))
     # two people in the kitchen; the first of them also in the garden (same person, other scene)
-    faces = (_faces(1, range(1, 7), kitchen) + _faces(2, range(11, 17), kitchen) + _faces(1, range(21, 27), garden)
-             + _faces(3, range(31, 33), [900])  # on an outlier shot: noise
-             + [Member("face", 41, 0, 1, _member_vector(1001, 41, 0.6, 0.85), shot_id=12345)]  # unknown shot
-             + [Member("face", 42, 0, 1, None, shot_id=100)])  # no vector
+    faces = (
+        _faces(1, range(1, 7), kitchen)
+        + _faces(2, range(11, 17), kitchen)
+        + _faces(1, range(21, 27), garden)
+        + _faces(3, range(31, 33), [900])  # on an outlier shot: noise
+        + [Member("face", 41, 0, 1, _member_vector(1001, 41, 0.6, 0.85), shot_id=12345)]  # unknown shot
+        + [Member("face", 42, 0, 1, None, shot_id=100)]
+    )  # no vector
     result = cluster_library(shots, faces)
     scene = {g: _cluster_of(result, range(g, g + 8)) for g in (100, 200)}
     faces_by_id = _by_id(result, "face")
@@ -162,7 +175,8 @@ def test_faces_are_sub_clustered_within_their_scene():
     assert result.stats["faces_on_noise_shots"] == 2 and result.stats["faces_unknown_shot"] == 1
     assert result.stats["characters"] == 3 and result.stats["character_noise"] == 4
     assert [(r["member_kind"], r["member_id"]) for r in result.members] == sorted(
-        (r["member_kind"], r["member_id"]) for r in result.members)
+        (r["member_kind"], r["member_id"]) for r in result.members
+    )
 
 
 def test_one_person_scene_is_one_character():
@@ -210,8 +224,10 @@ def test_previous_from_rows_round_trip():
     assert previous.parents == {c["cluster_id"]: c["parent_id"] for c in result.clusters}
     assert previous.max_id == result.stats["max_id"] == 4
     # numpy integers, as a table read back gives them, are fine; a member of an unknown cluster is not
-    as_numpy = [{k: np.int64(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in row.items()}
-                for row in result.members]
+    as_numpy = [
+        {k: np.int64(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in row.items()}
+        for row in result.members
+    ]
     assert previous_from_rows(result.clusters, as_numpy) == previous
     with pytest.raises(ValueError, match="no cluster row"):
         previous_from_rows(result.clusters[1:], result.members)
@@ -225,8 +241,9 @@ def test_changed_library_keeps_surviving_ids_and_never_reuses_vanished_ones():
 
     # 3 shots of A deleted, 2 added to B, C gone, a new scene D
     d = _shots(4, range(400, 408))
-    second = cluster_library(a[3:] + _shots(2, range(200, 210)) + d, [],
-                             previous=previous_from_rows(first.clusters, first.members))
+    second = cluster_library(
+        a[3:] + _shots(2, range(200, 210)) + d, [], previous=previous_from_rows(first.clusters, first.members)
+    )
     assert _cluster_of(second, range(103, 108)) == id_a
     assert _cluster_of(second, range(200, 210)) == id_b
     id_d = _cluster_of(second, range(400, 408))
@@ -247,7 +264,7 @@ def test_character_ids_survive_when_their_scene_does():
     first = cluster_library(shots, faces)
     ids = [_cluster_of(first, range(1, 7), "face"), _cluster_of(first, range(11, 17), "face")]
     # one face fewer of person 1, two more of person 2, and a third person
-    faces = (_faces(1, range(2, 7), kitchen) + _faces(2, range(11, 19), kitchen) + _faces(3, range(21, 27), kitchen))
+    faces = _faces(1, range(2, 7), kitchen) + _faces(2, range(11, 19), kitchen) + _faces(3, range(21, 27), kitchen)
     second = cluster_library(shots, faces, previous=previous_from_rows(first.clusters, first.members))
     assert [_cluster_of(second, range(2, 7), "face"), _cluster_of(second, range(11, 19), "face")] == ids
     assert _cluster_of(second, range(21, 27), "face") > first.stats["max_id"]
@@ -266,7 +283,9 @@ def test_character_ids_survive_when_their_scene_gets_a_new_id():
     second = cluster_library(merged, faces, previous=previous_from_rows(first.clusters, first.members))
     scene = _cluster_of(second, kitchen + hall)
     assert scene == hall_id and kitchen_id not in {row["cluster_id"] for row in second.clusters}
-    assert _cluster_of(second, range(1, 7), "face") == person_1 and _cluster_of(second, range(11, 17), "face") == person_2
+    assert (
+        _cluster_of(second, range(1, 7), "face") == person_1 and _cluster_of(second, range(11, 17), "face") == person_2
+    )
     parents = {row["cluster_id"]: row["parent_id"] for row in second.clusters}
     assert parents[person_1] == parents[person_2] == hall_id
     assert second.stats["character_ids_kept"] == 2 and second.stats["character_ids_new"] == 0
@@ -316,8 +335,12 @@ def test_pin_to_a_vanished_id_recreates_it_and_fresh_ids_stay_above_pins():
     # a person pins one shot of C, which comes back, and an outlier shot to a brand-new id 50
     pins = {("shot", 300): id_c, ("shot", 900): 50}
     outlier = Member("shot", 900, 9, 9000, _outlier(0))
-    third = cluster_library(a + c + [outlier] + _shots(4, range(400, 408)), [],
-                            previous=previous_from_rows(second.clusters, second.members), pins=pins)
+    third = cluster_library(
+        a + c + [outlier] + _shots(4, range(400, 408)),
+        [],
+        previous=previous_from_rows(second.clusters, second.members),
+        pins=pins,
+    )
     rows = _by_id(third)
     assert rows[300]["cluster_id"] == id_c and rows[900]["cluster_id"] == 50
     clusters = {c["cluster_id"]: c for c in third.clusters}
@@ -407,8 +430,11 @@ def test_too_few_members_nan_and_missing_vectors_are_noise():
     too_few = cluster_library(shots, [], scene_settings=ClusterSettings(min_cluster_size=5))
     assert too_few.clusters == [] and all(r["is_noise"] for r in too_few.members)
     nan = np.full(DIM, np.nan, dtype=np.float32)
-    shots = _shots(1, range(100, 108)) + [Member("shot", 900, 1, 1, nan), Member("shot", 901, 1, 2, None),
-                                          Member("shot", 902, 1, 3, np.zeros(DIM, dtype=np.float32))]
+    shots = _shots(1, range(100, 108)) + [
+        Member("shot", 900, 1, 1, nan),
+        Member("shot", 901, 1, 2, None),
+        Member("shot", 902, 1, 3, np.zeros(DIM, dtype=np.float32)),
+    ]
     result = cluster_library(shots, [])
     rows = _by_id(result)
     assert _cluster_of(result, range(100, 108))
@@ -439,8 +465,14 @@ def test_invalid_input_is_a_clear_error():
         cluster_library([{"kind": "shot"}], [])
     with pytest.raises(ValueError, match="needs a level"):
         cluster_library([shot], [], previous=PreviousClusters(members={1: {("shot", 100)}}, levels={}, parents={}))
-    for bad in (dict(min_cluster_size=1), dict(min_samples=0), dict(noise_floor=1.5), dict(outlier_ratio=0.5),
-                dict(spread_floor=-0.1), dict(context_size=-1), dict(lone_cluster_min_cosine=2.0)):
+    for bad in (
+        dict(min_cluster_size=1),
+        dict(min_samples=0),
+        dict(noise_floor=1.5),
+        dict(outlier_ratio=0.5),
+        dict(spread_floor=-0.1),
+        dict(context_size=-1),
+        dict(lone_cluster_min_cosine=2.0),
+    ):
         with pytest.raises(ValueError, match="ClusterSettings"):
             ClusterSettings(**bad)
-

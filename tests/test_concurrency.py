@@ -11,14 +11,15 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from media_assets import SearchClient, catalog
-from media_assets.defs.assets import media_files
-from media_assets.defs.instance import instance_for
-from media_assets.media import scan_media
-from media_assets.vectors import VectorStore
-
 from mediagen import photo, shots_video
+
+from media_assets import SearchClient
+from media_assets.defs.instance import instance_for
+from media_assets.defs.partitions import media_files
+from media_assets.media.discovery import scan_media
+from media_assets.store import catalog
+from media_assets.store.vectors import VectorStore
+
 
 def test_parallel_runs_and_searches_lose_nothing(warehouse, tiny_clip, tmp_path):
     sources = ["astronaut", "chelsea", "coffee", "rocket"]
@@ -37,7 +38,7 @@ def test_parallel_runs_and_searches_lose_nothing(warehouse, tiny_clip, tmp_path)
     logs = [tmp_path / f"run-{i}.log" for i in range(len(keys))]
     runs = [
         subprocess.Popen([sys.executable, launcher, key], env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"))
-        for key, log in zip(keys, logs)
+        for key, log in zip(keys, logs, strict=True)
     ]
 
     client = SearchClient(warehouse, model=str(tiny_clip))
@@ -50,14 +51,20 @@ def test_parallel_runs_and_searches_lose_nothing(warehouse, tiny_clip, tmp_path)
         except Exception as exc:  # collected, asserted below
             search_errors.append(repr(exc))
         time.sleep(0.25)
-    outputs = {key: log.read_text() for key, log in zip(keys, logs)}
-    failed = {key: [line for line in outputs[key].splitlines() if "Error" in line or "error" in line][-12:] for key, run in zip(keys, runs) if run.returncode != 0}
+    outputs = {key: log.read_text() for key, log in zip(keys, logs, strict=True)}
+    failed = {
+        key: [line for line in outputs[key].splitlines() if "Error" in line or "error" in line][-12:]
+        for key, run in zip(keys, runs, strict=True)
+        if run.returncode != 0
+    }
     assert not failed, failed
     assert not search_errors, search_errors[:3]
     assert searches > 0
 
     # every partition's rows are there exactly once
-    frames = catalog.query(warehouse, "SELECT media_id, count(*) AS n, count(DISTINCT frame_id) AS d FROM frames GROUP BY media_id").to_pylist()
+    frames = catalog.query(
+        warehouse, "SELECT media_id, count(*) AS n, count(DISTINCT frame_id) AS d FROM frames GROUP BY media_id"
+    ).to_pylist()
     assert len(frames) == 3 and all(r["n"] == r["d"] for r in frames)
     kept = catalog.query(warehouse, "SELECT frame_id FROM frames WHERE NOT is_duplicate")["frame_id"].to_pylist()
     vector_ids, _, vectors = VectorStore(warehouse).load_all()

@@ -7,20 +7,20 @@ import os
 import time
 
 import cv2
-import pytest
 from dagster import DagsterEventType, build_sensor_context
+from mediagen import photo, shots_video
 
-from media_assets import SearchClient, catalog
+from media_assets import SearchClient
 from media_assets.definitions import build_definitions
-from media_assets.frame_index import Manifest, manifest_path
-from media_assets.defs.assets import media_files
 from media_assets.defs.instance import instance_for
+from media_assets.defs.partitions import media_files
 from media_assets.defs.resources import WarehouseResource
 from media_assets.defs.sensors import media_sensor
-from media_assets.media import media_id_for
-from media_assets.vectors import VectorStore
-
-from mediagen import photo, shots_video
+from media_assets.ids import media_id_for
+from media_assets.store import catalog
+from media_assets.store.index_files import Manifest, manifest_path
+from media_assets.store.sql import open_catalog
+from media_assets.store.vectors import VectorStore
 
 
 def make_library(warehouse):
@@ -51,7 +51,8 @@ def materializations(result, asset: str):
     return [
         e.event_specific_data.materialization
         for e in result.all_events
-        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION and e.event_specific_data.materialization.asset_key.path[-1] == asset
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        and e.event_specific_data.materialization.asset_key.path[-1] == asset
     ]
 
 
@@ -69,7 +70,9 @@ def test_ingest_job_materializes_each_partition_and_fails_only_bad_files(warehou
     job = defs.resolve_job_def("ingest_media")
 
     # the sensor registers the partitions and requests one run per file
-    context = build_sensor_context(instance=instance, resources={"warehouse": WarehouseResource(root=str(warehouse.root))})
+    context = build_sensor_context(
+        instance=instance, resources={"warehouse": WarehouseResource(root=str(warehouse.root))}
+    )
     result = media_sensor(context)
     keys = sorted(r.partition_key for r in result.run_requests)
     assert keys == ["broken.mp4", "clips/cuts.mp4", "empty.jpg", "photos/cat.png", "still.avi"]
@@ -77,7 +80,9 @@ def test_ingest_job_materializes_each_partition_and_fails_only_bad_files(warehou
 
     outcomes = {key: run_partition(job, instance, key) for key in keys}
     assert {k for k, r in outcomes.items() if r.success} == {"clips/cuts.mp4", "photos/cat.png", "still.avi"}
-    assert "broken.mp4" in failure_message(outcomes["broken.mp4"]) and "not a readable video" in failure_message(outcomes["broken.mp4"])
+    assert "broken.mp4" in failure_message(outcomes["broken.mp4"]) and "not a readable video" in failure_message(
+        outcomes["broken.mp4"]
+    )
     assert "empty (0 bytes)" in failure_message(outcomes["empty.jpg"])
 
     frames_md = materializations(outcomes["clips/cuts.mp4"], "frames")[0].metadata
@@ -96,9 +101,14 @@ def test_ingest_job_materializes_each_partition_and_fails_only_bad_files(warehou
     assert VectorStore(warehouse).count() == 3 + 1 + 1  # kept frames: 3 shots, 1 still, 1 photo
 
     # lineage: every vector names its file, model and run
-    rows = catalog.open_catalog(warehouse, with_vectors=True).execute(
-        "SELECT m.partition_key, v.model_id, v.run_id FROM frame_vectors v JOIN frames f USING (frame_id) JOIN media m ON m.media_id = f.media_id"
-    ).fetchall()
+    rows = (
+        open_catalog(warehouse, with_vectors=True)
+        .execute(
+            "SELECT m.partition_key, v.model_id, v.run_id FROM frame_vectors v JOIN frames f USING (frame_id) "
+            "JOIN media m ON m.media_id = f.media_id"
+        )
+        .fetchall()
+    )
     assert {r[0] for r in rows} == {"clips/cuts.mp4", "still.avi", "photos/cat.png"}
     assert {r[1] for r in rows} == {str(tiny_clip)}
     assert {r[2] for r in rows if r[0] == "still.avi"} == {outcomes["still.avi"].run_id}
@@ -109,19 +119,39 @@ def test_ingest_job_materializes_each_partition_and_fails_only_bad_files(warehou
     assert hits[0].partition_key == "still.avi"
 
     # re-materializing one partition replaces its rows and leaves the others alone
-    before = catalog.query(warehouse, "SELECT * FROM frames WHERE media_id <> ? ORDER BY frame_id", [media_id_for("still.avi")])
+    before = catalog.query(
+        warehouse, "SELECT * FROM frames WHERE media_id <> ? ORDER BY frame_id", [media_id_for("still.avi")]
+    )
     vectors_before = VectorStore(warehouse).count()
     again = job.execute_in_process(
-        partition_key="still.avi", instance=instance, run_config={"ops": {"frames": {"config": {"sample_fps": 2.0, "duplicate_max_distance": 0}}}}
+        partition_key="still.avi",
+        instance=instance,
+        run_config={"ops": {"frames": {"config": {"sample_fps": 2.0, "duplicate_max_distance": 0}}}},
     )
     assert again.success
-    n_still = catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ?", [media_id_for("still.avi")]).to_pylist()[0]["n"]
+    n_still = catalog.query(
+        warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ?", [media_id_for("still.avi")]
+    ).to_pylist()[0]["n"]
     assert n_still == 6
-    assert catalog.query(warehouse, "SELECT * FROM frames WHERE media_id <> ? ORDER BY frame_id", [media_id_for("still.avi")]) == before
-    still_vectors = catalog.open_catalog(warehouse, with_vectors=True).execute(
-        "SELECT count(*), count(DISTINCT frame_id) FROM frame_vectors WHERE media_id = ?", [media_id_for("still.avi")]
-    ).fetchone()
-    kept = catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ? AND NOT is_duplicate", [media_id_for("still.avi")]).to_pylist()[0]["n"]
+    assert (
+        catalog.query(
+            warehouse, "SELECT * FROM frames WHERE media_id <> ? ORDER BY frame_id", [media_id_for("still.avi")]
+        )
+        == before
+    )
+    still_vectors = (
+        open_catalog(warehouse, with_vectors=True)
+        .execute(
+            "SELECT count(*), count(DISTINCT frame_id) FROM frame_vectors WHERE media_id = ?",
+            [media_id_for("still.avi")],
+        )
+        .fetchone()
+    )
+    kept = catalog.query(
+        warehouse,
+        "SELECT count(*) AS n FROM frames WHERE media_id = ? AND NOT is_duplicate",
+        [media_id_for("still.avi")],
+    ).to_pylist()[0]["n"]
     assert still_vectors[0] == still_vectors[1] == kept
     assert VectorStore(warehouse).count() == vectors_before - 1 + kept
 
@@ -179,18 +209,32 @@ def test_media_sensor_follows_new_changed_and_deleted_files(warehouse, tiny_clip
     # a deleted file leaves the catalog, the vectors, the thumbnails and the partitions
     a_id = media_id_for("a.mp4")
     assert warehouse.thumbnail_dir(a_id).exists()
-    assert catalog.query(warehouse, "SELECT count(*) AS n FROM cluster_members WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] > 0
+    assert (
+        catalog.query(warehouse, "SELECT count(*) AS n FROM cluster_members WHERE media_id = ?", [a_id]).to_pylist()[0][
+            "n"
+        ]
+        > 0
+    )
     (root / "a.mp4").unlink()
     fourth = tick(third.cursor)
     # the index and the clusters are asked to follow (a deletion updates no asset automation watches)
     assert sorted(r.job_name for r in fourth.run_requests) == ["cluster_library", "index_frames"]
     assert {r.tags["media_assets/reason"] for r in fourth.run_requests} == {"deleted"}
-    assert catalog.query(warehouse, "SELECT count(*) AS n FROM cluster_members WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
+    assert (
+        catalog.query(warehouse, "SELECT count(*) AS n FROM cluster_members WHERE media_id = ?", [a_id]).to_pylist()[0][
+            "n"
+        ]
+        == 0
+    )
     manifest = Manifest.read(manifest_path(warehouse))
     assert str(a_id) not in manifest.media and manifest.vectors_version == VectorStore(warehouse).table().version
     assert "a.mp4" not in instance.get_dynamic_partitions(media_files.name)
-    assert catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
-    assert catalog.query(warehouse, "SELECT count(*) AS n FROM media WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
+    assert (
+        catalog.query(warehouse, "SELECT count(*) AS n FROM frames WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
+    )
+    assert (
+        catalog.query(warehouse, "SELECT count(*) AS n FROM media WHERE media_id = ?", [a_id]).to_pylist()[0]["n"] == 0
+    )
     assert a_id not in set(VectorStore(warehouse).load_all()[1].tolist())
     assert not warehouse.thumbnail_dir(a_id).exists()
     assert "a.mp4" not in json.loads(fourth.cursor)
@@ -204,11 +248,31 @@ def test_definitions_load_as_dagster_dev_loads_them():
 
     repo = defs.get_repository_def()
     assert {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()} == {
-        "frames", "frame_embeddings", "hnsw_index", "shots", "faces", "clusters",
-        "feedback", "embedding_adapter", "promoted_adapter", "adapted_vectors",
+        "frames",
+        "frame_embeddings",
+        "hnsw_index",
+        "shots",
+        "faces",
+        "clusters",
+        "feedback",
+        "embedding_adapter",
+        "promoted_adapter",
+        "adapted_vectors",
     }
-    for sensor in ("media_sensor", "index_automation", "clusters_automation", "feedback_sensor", "adapted_vectors_automation"):
+    for sensor in (
+        "media_sensor",
+        "index_automation",
+        "clusters_automation",
+        "feedback_sensor",
+        "adapted_vectors_automation",
+    ):
         assert repo.get_sensor_def(sensor) is not None
-    assert {j.name for j in repo.get_all_jobs()} >= {"ingest_media", "index_frames", "cluster_library", "learn_from_feedback", "refresh_adapted"}
+    assert {j.name for j in repo.get_all_jobs()} >= {
+        "ingest_media",
+        "index_frames",
+        "cluster_library",
+        "learn_from_feedback",
+        "refresh_adapted",
+    }
     assert defs.resolve_assets_def("frame_embeddings").op.pool == "gpu"
     assert defs.resolve_assets_def("faces").op.pool == "gpu"

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-
 import cv2
 import numpy as np
 import pytest
+from mediagen import photo, shots_video, write_vfr_video, write_video
 from PIL import Image
 
-from media_assets.decoding import DecodeStats, MediaReadError, Sampling, load_image, probe, sample_video
-
-from mediagen import photo, shots_video, write_video, write_vfr_video
+from media_assets.errors import MediaReadError
+from media_assets.media.decoding import DecodeStats, Sampling, load_image, probe, sample_video
 
 
 def sampled(path, sampling, expected=None):
@@ -56,7 +54,9 @@ def test_undecodable_frames_inside_a_video_are_skipped_and_counted(tmp_path):
     jpeg_starts = [i for i in range(len(data) - 2) if data[i] == 0xFF and data[i + 1] == 0xD8 and data[i + 2] == 0xFF]
     assert len(jpeg_starts) == 60
     for k in (20, 21, 40):  # wipe the headers of three frames
-        data[jpeg_starts[k] : jpeg_starts[k] + 2000] = bytes(np.random.default_rng(k).integers(0, 255, 2000, dtype=np.uint8))
+        data[jpeg_starts[k] : jpeg_starts[k] + 2000] = bytes(
+            np.random.default_rng(k).integers(0, 255, 2000, dtype=np.uint8)
+        )
     video.write_bytes(bytes(data))
     info = probe(video)
     frames, stats = sampled(video, Sampling(every_n_frames=1), info.frame_count)

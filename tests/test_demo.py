@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from media_assets.demo import (
+from media_assets.demo.library import (
     EXIF_ORIENTATION_TAG,
     GROUND_TRUTH_FILE,
     GROUND_TRUTH_VERSION,
@@ -105,7 +105,7 @@ def test_boundaries_are_consistent_with_the_shot_list(library):
             assert shot["start"] == pytest.approx(shot["start_frame"] / fps, abs=1e-5)
             assert shot["end"] == pytest.approx(shot["end_frame"] / fps, abs=1e-5)
             assert shot["motion"] in {"static", "pan", "zoom", "shake"} and shot["source"] in sources
-        for before, after, boundary in zip(shots, shots[1:], boundaries):
+        for before, after, boundary in zip(shots, shots[1:], boundaries, strict=False):
             assert before["end_frame"] == after["start_frame"] == boundary["frame"]
             assert before["source"] != after["source"]
             assert boundary["time"] == pytest.approx(boundary["frame"] / fps, abs=1e-5)
@@ -153,9 +153,7 @@ def test_cuts_are_abrupt_and_pans_are_smooth(library, decoded):
         }
         for shot in video["shots"]:
             if shot["motion"] == "pan":
-                inside = [
-                    f for f in range(shot["start_frame"] + 1, shot["end_frame"]) if f not in transition_frames
-                ]
+                inside = [f for f in range(shot["start_frame"] + 1, shot["end_frame"]) if f not in transition_frames]
                 assert found.differences[inside].max() < PAN_MAX_DIFFERENCE, (video["file"], shot)
                 checked_pans += 1
     assert checked_cuts >= 3 and checked_pans >= 3

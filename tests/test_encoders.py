@@ -6,11 +6,11 @@ import logging
 
 import numpy as np
 import pytest
+from mediagen import photo
 from PIL import Image
 
-from media_assets.encoders import ClipEncoder, ImagePreprocessing, ModelLoadError, resolve_device
-
-from mediagen import photo
+from media_assets.errors import ModelLoadError
+from media_assets.models.clip import ClipEncoder, ImagePreprocessing, resolve_device
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,9 @@ def test_preprocessing_matches_the_checkpoint_processor(encoder):
     """OpenCV preprocessing lands close to transformers' own image processor for the same checkpoint."""
     image = photo("astronaut", (300, 200))
     ours = encoder.preprocess(image)
-    theirs = encoder.processor.image_processor(images=Image.fromarray(image[..., ::-1].copy()), return_tensors="np")["pixel_values"][0]
+    theirs = encoder.processor.image_processor(images=Image.fromarray(image[..., ::-1].copy()), return_tensors="np")[
+        "pixel_values"
+    ][0]
     assert ours.shape == theirs.shape
     assert np.abs(ours - theirs).mean() < 0.06  # resampling filters differ slightly; values span about ±2
 
@@ -53,7 +55,9 @@ def test_image_files_are_encoded_with_a_background_loader(encoder, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"nope")
     progress = []
-    vectors, unreadable = encoder.encode_image_files(paths[:4] + [broken] + paths[4:], batch_size=2, progress=lambda d, t: progress.append(d))
+    vectors, unreadable = encoder.encode_image_files(
+        paths[:4] + [broken] + paths[4:], batch_size=2, progress=lambda d, t: progress.append(d)
+    )
     assert unreadable == [4]
     assert vectors.shape == (9, 32)
     np.testing.assert_allclose(vectors, encoder.encode_images([cv2.imread(str(p)) for p in paths]), atol=1e-5)

@@ -1,4 +1,4 @@
-"""Face detection and crops (`media_assets.faces`) on scikit-image's photographs.
+"""Face detection and crops (`media_assets.models.faces`) on scikit-image's photographs.
 
 `astronaut()` has one frontal face; the box below was measured by hand on the 512x512 original (cheek to
 cheek, hairline to chin). The other photographs have no human face (`camera`'s man is turned away from
@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from media_assets.faces import (
+from media_assets.media.signals import make_thumbnail
+from media_assets.models.faces import (
     HAAR_MIN_SCORE,
     YUNET_MIN_SCORE,
     FaceBox,
@@ -23,7 +24,6 @@ from media_assets.faces import (
     FaceSettings,
     crop_face,
 )
-from media_assets.frame_signals import make_thumbnail
 
 ASTRONAUT_FACE = FaceBox(180, 78, 92, 90, score=0.0)  # hand-measured, 512x512 original
 
@@ -41,7 +41,9 @@ def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
 
 
 def _scaled(box: FaceBox, factor: float) -> FaceBox:
-    return FaceBox(round(box.x * factor), round(box.y * factor), round(box.width * factor), round(box.height * factor), 0.0)
+    return FaceBox(
+        round(box.x * factor), round(box.y * factor), round(box.width * factor), round(box.height * factor), 0.0
+    )
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,15 @@ import cv2
 import numpy as np
 import pytest
 from dagster import DagsterEventType, materialize
-
-from media_assets import catalog
-from media_assets.definitions import build_definitions
-from media_assets.defs.assets import media_files
-from media_assets.defs.instance import instance_for
-from media_assets.library_clusters import ClusterAnnotationError, name_cluster, pin_member
-from media_assets.media import media_id_for, shot_id_for
-from media_assets.vectors import FACE_VECTORS, SHOT_VECTORS, VectorStore
-
 from mediagen import photo, write_video
+
+from media_assets.definitions import build_definitions
+from media_assets.defs.instance import instance_for
+from media_assets.defs.partitions import media_files
+from media_assets.feedback.pins import ClusterAnnotationError, name_cluster, pin_member
+from media_assets.ids import media_id_for, shot_id_for
+from media_assets.store import catalog
+from media_assets.store.vectors import FACE_VECTORS, SHOT_VECTORS, VectorStore
 
 FPS = 10.0
 
@@ -52,7 +51,8 @@ def materialization(result, asset: str):
     events = [
         e.event_specific_data.materialization
         for e in result.all_events
-        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION and e.event_specific_data.materialization.asset_key.path[-1] == asset
+        if e.event_type == DagsterEventType.ASSET_MATERIALIZATION
+        and e.event_specific_data.materialization.asset_key.path[-1] == asset
     ]
     assert events, f"no materialization of {asset}"
     return events[0]
@@ -105,16 +105,20 @@ def test_shots_follow_the_cuts_with_keyframes_and_vectors(library):
     assert [s["transition"] for s in shots] == ["start", "cut", "cut", "cut"]
     assert all(s["kind"] == "static" and s["keyframe_count"] == 1 for s in shots)  # still pictures
     assert shots[-1]["end_s"] == pytest.approx(8.0, abs=0.01)
-    keyframes = catalog.query(warehouse, "SELECT * FROM keyframes WHERE media_id = ? ORDER BY timestamp_s", [media_id_for("a.mp4")]).to_pylist()
+    keyframes = catalog.query(
+        warehouse, "SELECT * FROM keyframes WHERE media_id = ? ORDER BY timestamp_s", [media_id_for("a.mp4")]
+    ).to_pylist()
     assert [k["role"] for k in keyframes] == ["median"] * 4
-    for shot, keyframe in zip(shots, keyframes):
+    for shot, keyframe in zip(shots, keyframes, strict=True):
         assert keyframe["shot_id"] == shot["shot_id"] and shot["start_s"] <= keyframe["timestamp_s"] < shot["end_s"]
         assert (warehouse.root / keyframe["thumbnail_path"]).is_file()
     assert [s["shot_id"] for s in shots] == [shot_id_for(media_id_for("a.mp4"), i) for i in range(4)]
 
     # shot vectors: one per shot, the normalised mean of its keyframe vectors, from the frames' model
     ids, media_ids, vectors = VectorStore(warehouse, SHOT_VECTORS).load_all()
-    assert sorted(ids.tolist()) == sorted(r["shot_id"] for r in catalog.query(warehouse, "SELECT shot_id FROM shots").to_pylist())
+    assert sorted(ids.tolist()) == sorted(
+        r["shot_id"] for r in catalog.query(warehouse, "SELECT shot_id FROM shots").to_pylist()
+    )
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     photo_shot = shots_of(warehouse, "astronaut.png")
     assert len(photo_shot) == 1 and photo_shot[0]["kind"] == "static"
@@ -136,9 +140,16 @@ def test_faces_are_found_on_astronaut_keyframes_and_embedded(library):
     by_media = {}
     for face in faces:
         by_media.setdefault(face["media_id"], []).append(face)
-    assert {m: len(f) for m, f in by_media.items()} == {media_id_for("a.mp4"): 2, media_id_for("b.mp4"): 1, media_id_for("astronaut.png"): 1}
+    assert {m: len(f) for m, f in by_media.items()} == {
+        media_id_for("a.mp4"): 2,
+        media_id_for("b.mp4"): 1,
+        media_id_for("astronaut.png"): 1,
+    }
     a_shots = shots_of(warehouse, "a.mp4")
-    assert sorted(f["shot_id"] for f in by_media[media_id_for("a.mp4")]) == [a_shots[0]["shot_id"], a_shots[2]["shot_id"]]
+    assert sorted(f["shot_id"] for f in by_media[media_id_for("a.mp4")]) == [
+        a_shots[0]["shot_id"],
+        a_shots[2]["shot_id"],
+    ]
     for face in faces:
         assert 0 <= face["x"] < 1 and 0 < face["width"] < 0.5 and face["score"] > 0
         assert (warehouse.root / face["crop_path"]).is_file()
@@ -158,13 +169,16 @@ def test_clusters_group_the_recurring_scene_and_checks_pass(library):
 
     members = catalog.query(
         warehouse,
-        "SELECT cm.*, s.media_id AS shot_media, s.shot_index FROM cluster_members cm JOIN shots s ON s.shot_id = cm.member_id "
+        "SELECT cm.*, s.media_id AS shot_media, s.shot_index FROM cluster_members cm "
+        "JOIN shots s ON s.shot_id = cm.member_id "
         "WHERE cm.member_kind = 'shot'",
     ).to_pylist()
     assert len(members) == catalog.query(warehouse, "SELECT count(*) AS n FROM shots").to_pylist()[0]["n"]
     astronaut_shots = {
-        shot_id_for(media_id_for("a.mp4"), 0), shot_id_for(media_id_for("a.mp4"), 2),
-        shot_id_for(media_id_for("b.mp4"), 1), shot_id_for(media_id_for("astronaut.png"), 0),
+        shot_id_for(media_id_for("a.mp4"), 0),
+        shot_id_for(media_id_for("a.mp4"), 2),
+        shot_id_for(media_id_for("b.mp4"), 1),
+        shot_id_for(media_id_for("astronaut.png"), 0),
     }
     astronaut_clusters = {m["cluster_id"] for m in members if m["member_id"] in astronaut_shots}
     assert len(astronaut_clusters) == 1 and None not in astronaut_clusters  # one scene, across 3 files
@@ -194,24 +208,38 @@ def companions(rows: list[dict], shot_id: int) -> set[int] | None:
 def test_ids_names_and_pins_survive_reclustering(library):
     warehouse, defs, instance, _, _ = library
     job = defs.resolve_job_def("cluster_library")
-    before = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id, is_noise FROM cluster_members ORDER BY ALL").to_pylist()
-    scene = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' ORDER BY size DESC LIMIT 1").to_pylist()[0]["cluster_id"]
+    before = catalog.query(
+        warehouse, "SELECT member_kind, member_id, cluster_id, is_noise FROM cluster_members ORDER BY ALL"
+    ).to_pylist()
+    scene = catalog.query(
+        warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' ORDER BY size DESC LIMIT 1"
+    ).to_pylist()[0]["cluster_id"]
 
     name_cluster(warehouse, scene, "  astronaut portrait ")
-    assert catalog.query(warehouse, "SELECT name FROM clusters WHERE cluster_id = ?", [scene]).to_pylist() == [{"name": "astronaut portrait"}]
+    assert catalog.query(warehouse, "SELECT name FROM clusters WHERE cluster_id = ?", [scene]).to_pylist() == [
+        {"name": "astronaut portrait"}
+    ]
 
     again = job.execute_in_process(instance=instance, raise_on_error=False)
     assert again.success and all(c.passed for c in check_results(again).values())
-    after = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id, is_noise FROM cluster_members ORDER BY ALL").to_pylist()
+    after = catalog.query(
+        warehouse, "SELECT member_kind, member_id, cluster_id, is_noise FROM cluster_members ORDER BY ALL"
+    ).to_pylist()
     assert after == before  # unchanged library: identical ids and memberships
-    assert catalog.query(warehouse, "SELECT name FROM clusters WHERE cluster_id = ?", [scene]).to_pylist() == [{"name": "astronaut portrait"}]
+    assert catalog.query(warehouse, "SELECT name FROM clusters WHERE cluster_id = ?", [scene]).to_pylist() == [
+        {"name": "astronaut portrait"}
+    ]
 
     # a person pins the coffee shot to the astronaut scene: it stays there, marked pinned
     coffee = shot_id_for(media_id_for("a.mp4"), 1)
     pin_member(warehouse, "shot", coffee, scene, source="test")
     pinned = job.execute_in_process(instance=instance, raise_on_error=False)
     assert pinned.success and all(c.passed for c in check_results(pinned).values())
-    row = catalog.query(warehouse, "SELECT cluster_id, pinned, is_noise FROM cluster_members WHERE member_kind = 'shot' AND member_id = ?", [coffee]).to_pylist()[0]
+    row = catalog.query(
+        warehouse,
+        "SELECT cluster_id, pinned, is_noise FROM cluster_members WHERE member_kind = 'shot' AND member_id = ?",
+        [coffee],
+    ).to_pylist()[0]
     assert row == {"cluster_id": scene, "pinned": True, "is_noise": False}
     assert materialization(pinned, "clusters").metadata["pins_applied"].value == 1
 
@@ -219,16 +247,22 @@ def test_ids_names_and_pins_survive_reclustering(library):
     # (under a new id if its old cluster vanished while it was pinned away: ids are never reused)
     pin_member(warehouse, "shot", coffee, None, source="test")
     job.execute_in_process(instance=instance, raise_on_error=False)
-    after_unpin = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id, is_noise, pinned FROM cluster_members ORDER BY ALL").to_pylist()
+    after_unpin = catalog.query(
+        warehouse, "SELECT member_kind, member_id, cluster_id, is_noise, pinned FROM cluster_members ORDER BY ALL"
+    ).to_pylist()
     assert not any(r["pinned"] for r in after_unpin)
     assert companions(after_unpin, coffee) == companions(before, coffee)
     name_cluster(warehouse, scene, None)
-    assert catalog.query(warehouse, "SELECT name FROM clusters WHERE cluster_id = ?", [scene]).to_pylist() == [{"name": None}]
+    assert catalog.query(warehouse, "SELECT name FROM clusters WHERE cluster_id = ?", [scene]).to_pylist() == [
+        {"name": None}
+    ]
 
 
 def test_bad_annotations_are_refused_with_a_reason(library):
     warehouse = library[0]
-    scene = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' LIMIT 1").to_pylist()[0]["cluster_id"]
+    scene = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' LIMIT 1").to_pylist()[0][
+        "cluster_id"
+    ]
     face = catalog.query(warehouse, "SELECT face_id FROM faces LIMIT 1").to_pylist()[0]["face_id"]
     shot = shot_id_for(media_id_for("a.mp4"), 0)
     pins_before = catalog.read_table(warehouse, "feedback").num_rows
@@ -249,7 +283,7 @@ def test_bad_annotations_are_refused_with_a_reason(library):
 
 def test_checks_catch_a_broken_membership(library):
     warehouse = library[0]
-    from media_assets.library_clusters import check_face_links, check_shot_membership, check_stability
+    from media_assets.stages.clusters import check_face_links, check_shot_membership, check_stability
 
     members = catalog.read_table(warehouse, "cluster_members")
     shots = [m for m in members.to_pylist() if m["member_kind"] == "shot"]
@@ -311,8 +345,12 @@ def test_clusters_automation_requests_a_run_when_shots_change(library):
     # the shots of one file re-materialized alone (other settings, from the UI): its faces follow
     from dagster import materialize
 
-    shots_only = materialize([defs.resolve_assets_def("shots")], partition_key="b.mp4", instance=instance,
-                             run_config={"ops": {"shots": {"config": {"min_shot_s": 0.75}}}})
+    shots_only = materialize(
+        [defs.resolve_assets_def("shots")],
+        partition_key="b.mp4",
+        instance=instance,
+        run_config={"ops": {"shots": {"config": {"min_shot_s": 0.75}}}},
+    )
     assert shots_only.success
     followed = evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
     assert followed.get_num_requested(AssetKey("faces")) == 1
@@ -320,10 +358,12 @@ def test_clusters_automation_requests_a_run_when_shots_change(library):
 
 def test_removing_a_file_removes_its_shots_faces_and_vectors(library, tmp_path):
     warehouse = library[0]
-    from media_assets.frames import purge_media
+    from media_assets.stages.frames import purge_media
 
     media_id = media_id_for("astronaut.png")
-    kept = {t: catalog.read_partition(warehouse, t, media_id) for t in ("media", "frames", "shots", "keyframes", "faces")}
+    kept = {
+        t: catalog.read_partition(warehouse, t, media_id) for t in ("media", "frames", "shots", "keyframes", "faces")
+    }
     shot_vectors = VectorStore(warehouse, SHOT_VECTORS).count()
     purge_media(warehouse, media_id)
     for table in ("shots", "keyframes", "faces"):
@@ -338,7 +378,7 @@ def test_a_pin_follows_its_shot_through_a_reingest_that_renumbers_shots(tmp_path
     """Shot ids are positional: when a file changes (here: a new first shot), the pinned shot gets another
     id and its old id names another shot. The pin row's anchor (file and time span) takes the pin to the
     shot that was pinned; once that shot is gone, the pin is stale and applies to nothing."""
-    from media_assets.library_clusters import pin_member
+    from media_assets.feedback.pins import pin_member
     from media_assets.warehouse import Warehouse
 
     root = tmp_path / "warehouse"
@@ -354,7 +394,11 @@ def test_a_pin_follows_its_shot_through_a_reingest_that_renumbers_shots(tmp_path
 
     def ingest(key):
         instance.add_dynamic_partitions(media_files.name, [key])
-        assert defs.resolve_job_def("ingest_media").execute_in_process(partition_key=key, instance=instance, run_config=config).success
+        assert (
+            defs.resolve_job_def("ingest_media")
+            .execute_in_process(partition_key=key, instance=instance, run_config=config)
+            .success
+        )
 
     def recluster():
         result = defs.resolve_job_def("cluster_library").execute_in_process(instance=instance)
@@ -368,15 +412,19 @@ def test_a_pin_follows_its_shot_through_a_reingest_that_renumbers_shots(tmp_path
     rocket = shots_of(warehouse, "c.mp4")[2]
     assert (rocket["start_s"], rocket["end_s"]) == pytest.approx((4.0, 6.0), abs=0.3)
     target = catalog.query(
-        warehouse, "SELECT cluster_id FROM cluster_members WHERE member_kind = 'shot' AND member_id = ?", [shot_id_for(media_id_for("d.mp4"), 1)]
+        warehouse,
+        "SELECT cluster_id FROM cluster_members WHERE member_kind = 'shot' AND member_id = ?",
+        [shot_id_for(media_id_for("d.mp4"), 1)],
     ).to_pylist()[0]["cluster_id"]
     assert target is not None
     pin_member(warehouse, "shot", rocket["shot_id"], target)
     assert recluster()["pins_applied"].value == 1
-    from media_assets import feedback
+    from media_assets.feedback import table as feedback
 
     rocket_frame = catalog.query(
-        warehouse, "SELECT frame_id FROM frames WHERE media_id = ? AND timestamp_s BETWEEN 4.5 AND 5.5 ORDER BY frame_id LIMIT 1", [c_id]
+        warehouse,
+        "SELECT frame_id FROM frames WHERE media_id = ? AND timestamp_s BETWEEN 4.5 AND 5.5 ORDER BY frame_id LIMIT 1",
+        [c_id],
     ).to_pylist()[0]["frame_id"]
     feedback.record_relevance(warehouse, "a rocket", rocket_frame, relevant=True)
 
@@ -384,15 +432,22 @@ def test_a_pin_follows_its_shot_through_a_reingest_that_renumbers_shots(tmp_path
     cuts_video(media / "c.mp4", ["chelsea", "coffee", "astronaut", "rocket"])
     ingest("c.mp4")
     moved = shots_of(warehouse, "c.mp4")
-    assert moved[2]["shot_id"] == rocket["shot_id"] and moved[2]["start_s"] == pytest.approx(4.0, abs=0.3)  # the old id: another shot
+    assert moved[2]["shot_id"] == rocket["shot_id"] and moved[2]["start_s"] == pytest.approx(
+        4.0, abs=0.3
+    )  # the old id: another shot
     meta = recluster()
-    members = {r["member_id"]: r for r in catalog.query(warehouse, "SELECT * FROM cluster_members WHERE member_kind = 'shot'").to_pylist()}
+    members = {
+        r["member_id"]: r
+        for r in catalog.query(warehouse, "SELECT * FROM cluster_members WHERE member_kind = 'shot'").to_pylist()
+    }
     assert members[moved[3]["shot_id"]]["pinned"] and members[moved[3]["shot_id"]]["cluster_id"] == target
     assert not members[moved[2]["shot_id"]]["pinned"]
     assert meta["pins_applied"].value == 1 and meta["pins_stale"].value == 0
     # the relevance judgement follows its frame too: to a rocket frame, now 2 s later
     (judged,), counts = feedback.resolved_rows(warehouse, kinds=("relevance",))
-    time_s = catalog.query(warehouse, "SELECT timestamp_s FROM frames WHERE frame_id = ?", [judged["member_id"]]).to_pylist()[0]["timestamp_s"]
+    time_s = catalog.query(
+        warehouse, "SELECT timestamp_s FROM frames WHERE frame_id = ?", [judged["member_id"]]
+    ).to_pylist()[0]["timestamp_s"]
     assert judged["member_id"] != rocket_frame and 6.0 <= time_s < 8.0 and counts["moved"] == 1
 
     # the rocket shot is cut from the file: the pin is stale, nothing else is pinned in its place
@@ -400,9 +455,14 @@ def test_a_pin_follows_its_shot_through_a_reingest_that_renumbers_shots(tmp_path
     ingest("c.mp4")
     meta = recluster()
     assert meta["pins_applied"].value == 0 and meta["pins_stale"].value == 1
-    assert feedback.resolved_rows(warehouse, kinds=("relevance",)) == ([], {"kept": 0, "moved": 0, "stale": 1, "unanchored": 0})
+    assert feedback.resolved_rows(warehouse, kinds=("relevance",)) == (
+        [],
+        {"kept": 0, "moved": 0, "stale": 1, "unanchored": 0},
+    )
     assert not any(r["pinned"] for r in catalog.query(warehouse, "SELECT pinned FROM cluster_members").to_pylist())
-    assert catalog.query(warehouse, "SELECT count(*) AS n FROM shots WHERE media_id = ?", [c_id]).to_pylist()[0]["n"] == 2
+    assert (
+        catalog.query(warehouse, "SELECT count(*) AS n FROM shots WHERE media_id = ?", [c_id]).to_pylist()[0]["n"] == 2
+    )
 
 
 def test_a_slide_change_inside_a_shot_is_an_event_through_dagster(tmp_path, monkeypatch, tiny_clip):
@@ -415,6 +475,7 @@ def test_a_slide_change_inside_a_shot_is_an_event_through_dagster(tmp_path, monk
     monkeypatch.setenv("MEDIA_ASSETS_WAREHOUSE", str(root))
     monkeypatch.setenv("MEDIA_ASSETS_CLIP_MODEL", str(tiny_clip))
     warehouse = Warehouse.at(root).ensure()
+
     def slide_with(lines):
         picture = np.full((270, 480, 3), 235, np.uint8)
         for i, (text, scale) in enumerate(lines):
@@ -431,19 +492,34 @@ def test_a_slide_change_inside_a_shot_is_an_event_through_dagster(tmp_path, monk
     instance.add_dynamic_partitions(media_files.name, ["lecture.mp4"])
     defs = build_definitions(str(root), clip_model=str(tiny_clip))
     config = {"ops": {"frames": {"config": {"sample_fps": 4.0}}}}
-    assert defs.resolve_job_def("ingest_media").execute_in_process(partition_key="lecture.mp4", instance=instance, run_config=config).success
+    assert (
+        defs.resolve_job_def("ingest_media")
+        .execute_in_process(partition_key="lecture.mp4", instance=instance, run_config=config)
+        .success
+    )
     assert len(shots_of(warehouse, "lecture.mp4")) == 1  # the pictures alone: one shot, no event
 
     media_id = media_id_for("lecture.mp4")
-    rows = catalog.query(warehouse, "SELECT frame_id, timestamp_s FROM frames WHERE media_id = ? AND NOT is_duplicate ORDER BY seq", [media_id]).to_pylist()
+    rows = catalog.query(
+        warehouse,
+        "SELECT frame_id, timestamp_s FROM frames WHERE media_id = ? AND NOT is_duplicate ORDER BY seq",
+        [media_id],
+    ).to_pylist()
     rng = np.random.default_rng(0)
     topic_a, topic_b = rng.standard_normal(32), rng.standard_normal(32)
-    vectors = np.stack([(topic_a if r["timestamp_s"] < 5.0 else topic_b) + 0.05 * rng.standard_normal(32) for r in rows])
-    VectorStore(warehouse).replace_media(media_id, np.array([r["frame_id"] for r in rows]), vectors, model_id="stand-in")
+    vectors = np.stack(
+        [(topic_a if r["timestamp_s"] < 5.0 else topic_b) + 0.05 * rng.standard_normal(32) for r in rows]
+    )
+    VectorStore(warehouse).replace_media(
+        media_id, np.array([r["frame_id"] for r in rows]), vectors, model_id="stand-in"
+    )
     result = materialize([defs.resolve_assets_def("shots")], partition_key="lecture.mp4", instance=instance)
     assert result.success
     meta = materialization(result, "shots").metadata
     assert meta["shots"].value == 1 and meta["events"].value == 1 and meta["used_frame_vectors"].value is True
     (event,) = catalog.query(warehouse, "SELECT * FROM shot_events WHERE media_id = ?", [media_id]).to_pylist()
-    assert event["time_s"] == pytest.approx(5.0, abs=0.25) and event["shot_id"] == shots_of(warehouse, "lecture.mp4")[0]["shot_id"]
+    assert (
+        event["time_s"] == pytest.approx(5.0, abs=0.25)
+        and event["shot_id"] == shots_of(warehouse, "lecture.mp4")[0]["shot_id"]
+    )
     assert shots_of(warehouse, "lecture.mp4")[0]["event_count"] == 1

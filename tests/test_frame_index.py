@@ -9,18 +9,18 @@ import cv2
 import numpy as np
 import pytest
 from dagster import DagsterEventType
+from mediagen import photo, shots_video
 
 from media_assets import SearchClient
 from media_assets.definitions import build_definitions
-from media_assets.defs.assets import media_files
 from media_assets.defs.instance import instance_for
-from media_assets.frame_index import Manifest, index_path, manifest_path
-from media_assets.frames import purge_media
-from media_assets.hnsw import HNSWIndex
-from media_assets.media import media_id_for, scan_media
-from media_assets.vectors import VectorStore
-
-from mediagen import photo, shots_video
+from media_assets.defs.partitions import media_files
+from media_assets.ids import media_id_for
+from media_assets.media.discovery import scan_media
+from media_assets.models.hnsw import HNSWIndex
+from media_assets.stages.frames import purge_media
+from media_assets.store.index_files import Manifest, index_path, manifest_path
+from media_assets.store.vectors import VectorStore
 
 
 def events(result, kind):
@@ -75,7 +75,9 @@ def test_index_builds_then_applies_only_what_changed(library, caplog):
     via_index = client.search_image(photo("coffee"), k=5)
     # the same hits (recurring pictures are exact ties, which either search may order either way)
     assert [h.similarity for h in via_index] == pytest.approx([h.similarity for h in exact], abs=1e-5)
-    assert via_index[0].frame_id == exact[0].frame_id or via_index[0].similarity == pytest.approx(exact[1].similarity, abs=1e-5)
+    assert via_index[0].frame_id == exact[0].frame_id or via_index[0].similarity == pytest.approx(
+        exact[1].similarity, abs=1e-5
+    )
 
     # one partition re-materialized with other settings: only it is replaced in the index
     rerun = defs.resolve_job_def("ingest_media").execute_in_process(
@@ -85,7 +87,11 @@ def test_index_builds_then_applies_only_what_changed(library, caplog):
     assert "stale" in client.index.get()[1]
     second = index_job.execute_in_process(instance=instance)
     meta2 = index_metadata(second)
-    assert meta2["mode"] == "updated" and (meta2["media_added"], meta2["media_changed"], meta2["media_removed"]) == (0, 1, 0)
+    assert meta2["mode"] == "updated" and (meta2["media_added"], meta2["media_changed"], meta2["media_removed"]) == (
+        0,
+        1,
+        0,
+    )
     assert meta2["vectors_deleted"] == 6 and meta2["vectors_added"] == VectorStore(warehouse).count() - (n_vectors - 6)
     assert meta2["live_nodes"] == VectorStore(warehouse).count()
     assert recall_check(second).passed
@@ -123,8 +129,9 @@ def test_the_recall_check_fails_a_bad_index(library):
     scrambled.add(np.random.default_rng(0).standard_normal(vectors.shape).astype(np.float32), frame_ids)
     scrambled.save(index_path(warehouse), model_id=manifest.model_id)  # a valid file with the wrong graph
     from dagster import build_asset_check_context  # noqa: F401  (the check is a plain function too)
-    from media_assets.defs.index_assets import hnsw_recall
+
     from media_assets.defs.resources import WarehouseResource
+    from media_assets.defs.search import hnsw_recall
 
     result = hnsw_recall(WarehouseResource(root=str(warehouse.root)))
     assert not result.passed

@@ -8,21 +8,26 @@ import sys
 import cv2
 import duckdb
 import pytest
-
-from media_assets import catalog
-from media_assets.decoding import MediaReadError, Sampling
-from media_assets.frame_signals import hash_distance, phash, grey
-from media_assets.frames import FrameSettings, extract_frames
-from media_assets.media import media_id_for, media_id_of_frame, scan_media, stat_media_file
-
 from mediagen import photo, shots_video
+
+from media_assets.errors import MediaReadError
+from media_assets.ids import media_id_for, media_id_of_frame
+from media_assets.media.decoding import Sampling
+from media_assets.media.discovery import scan_media, stat_media_file
+from media_assets.media.signals import grey, hash_distance, phash
+from media_assets.stages.frames import FrameSettings, extract_frames
+from media_assets.store import catalog
 
 
 def test_frames_rows_thumbnails_and_duplicates(warehouse):
-    video = shots_video(warehouse.media_root / "clips" / "three.mp4", ["astronaut", "chelsea", "coffee"], seconds_each=3.0)
+    video = shots_video(
+        warehouse.media_root / "clips" / "three.mp4", ["astronaut", "chelsea", "coffee"], seconds_each=3.0
+    )
     media_file = stat_media_file(video, warehouse.media_root)
     assert media_file.partition_key == "clips/three.mp4"
-    result = extract_frames(warehouse, media_file, FrameSettings(Sampling(fps=1.0), thumbnail_max_side=160), run_id="r1")
+    result = extract_frames(
+        warehouse, media_file, FrameSettings(Sampling(fps=1.0), thumbnail_max_side=160), run_id="r1"
+    )
     rows = result.frames.to_pylist()
     assert [r["seq"] for r in rows] == list(range(9))
     assert all(media_id_of_frame(r["frame_id"]) == media_file.media_id for r in rows)
@@ -53,7 +58,10 @@ def test_rematerializing_replaces_exactly_one_partition(warehouse):
     rows = catalog.query(warehouse, "SELECT media_id, count(*) AS n FROM frames GROUP BY media_id").to_pylist()
     counts = {r["media_id"]: r["n"] for r in rows}
     assert counts[media_id_for("a.mp4")] == 8  # 4 s at 2 fps, no duplicates left over from the first run
-    assert catalog.query(warehouse, f"SELECT * FROM frames WHERE media_id = {media_id_for('b.mp4')} ORDER BY seq") == before_b
+    assert (
+        catalog.query(warehouse, f"SELECT * FROM frames WHERE media_id = {media_id_for('b.mp4')} ORDER BY seq")
+        == before_b
+    )
     assert catalog.query(warehouse, "SELECT count(*) AS n FROM media").to_pylist()[0]["n"] == 2
     thumbs = sorted(p.name for p in warehouse.thumbnail_dir(media_id_for("a.mp4")).iterdir())
     assert len(thumbs) == 8
@@ -87,8 +95,16 @@ def test_catalog_file_has_views_a_person_can_query(warehouse):
         assert con.execute("SELECT count(*) FROM ingest_errors").fetchone()[0] == 0
     # a person holding the file open in another process does not stop ingestion: writers never open it
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(warehouse.catalog_path)!r}); print('open', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                f"import duckdb, time; c = duckdb.connect({str(warehouse.catalog_path)!r}); "
+                "print('open', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "open"
@@ -113,10 +129,34 @@ def test_perceptual_hash_is_stable_under_noise_and_differs_across_content():
 
 def test_scan_finds_media_by_extension_and_skips_hidden(warehouse):
     root = warehouse.media_root
-    for name in ["a.MP4", "b.mkv", "c.webm", "d.avi", "e.mov", "p/q.jpg", "p/r.png", "p/s.webp", "p/t.bmp", "p/u.tiff",
-                 "notes.txt", ".hidden.mp4", ".cache/x.mp4"]:
+    for name in [
+        "a.MP4",
+        "b.mkv",
+        "c.webm",
+        "d.avi",
+        "e.mov",
+        "p/q.jpg",
+        "p/r.png",
+        "p/s.webp",
+        "p/t.bmp",
+        "p/u.tiff",
+        "notes.txt",
+        ".hidden.mp4",
+        ".cache/x.mp4",
+    ]:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"x")
     keys = [m.partition_key for m in scan_media(root)]
-    assert keys == ["a.MP4", "b.mkv", "c.webm", "d.avi", "e.mov", "p/q.jpg", "p/r.png", "p/s.webp", "p/t.bmp", "p/u.tiff"]
+    assert keys == [
+        "a.MP4",
+        "b.mkv",
+        "c.webm",
+        "d.avi",
+        "e.mov",
+        "p/q.jpg",
+        "p/r.png",
+        "p/s.webp",
+        "p/t.bmp",
+        "p/u.tiff",
+    ]
     assert len({media_id_for(k) for k in keys}) == len(keys)

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from media_assets import hnsw
-from media_assets.hnsw import HNSWIndex, IndexFileError
+from media_assets.models import hnsw
+from media_assets.models.hnsw import HNSWIndex, IndexFileError
 
 DIM = 64
 N = 3000
@@ -29,8 +29,9 @@ def clustered(n: int, seed: int, n_clusters: int = 40) -> np.ndarray:
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    hits = sum(len(set(row[row >= 0]) & set(expected[expected >= 0]))
-               for row, expected in zip(found, truth))
+    hits = sum(
+        len(set(row[row >= 0]) & set(expected[expected >= 0])) for row, expected in zip(found, truth, strict=True)
+    )
     return hits / max(1, int((truth >= 0).sum()))
 
 
@@ -84,8 +85,7 @@ def test_similarities_are_cosine(built, vectors, frame_ids, queries):
 
 def test_introspection(built):
     assert len(built) == N
-    assert built.params == {"dim": DIM, "M": 16, "ef_construction": 200, "ef_search": 50,
-                            "seed": 3}
+    assert built.params == {"dim": DIM, "M": 16, "ef_construction": 200, "ef_search": 50, "seed": 3}
     assert built.memory_bytes() >= N * DIM * 4
     assert built.tombstone_fraction == 0.0 and not built.needs_compaction
 
@@ -100,8 +100,7 @@ def test_build_is_deterministic_for_a_seed(vectors, frame_ids):
     for name in ("levels", "links0", "upper_links"):
         a = first._graph.used_arrays(16)[name]
         assert np.array_equal(a, second._graph.used_arrays(16)[name]), name
-    assert not np.array_equal(first._graph.used_arrays(16)["levels"],
-                              other_seed._graph.used_arrays(16)["levels"])
+    assert not np.array_equal(first._graph.used_arrays(16)["levels"], other_seed._graph.used_arrays(16)["levels"])
 
 
 def test_empty_index_and_short_results(queries):
@@ -146,7 +145,7 @@ def test_adds_after_build_keep_recall(vectors, frame_ids, queries):
     index = HNSWIndex(DIM, seed=5)
     index.add(vectors[:1000], frame_ids[:1000])
     for begin in range(1000, N, 500):  # several growth steps of the arrays
-        index.add(vectors[begin: begin + 500], frame_ids[begin: begin + 500])
+        index.add(vectors[begin : begin + 500], frame_ids[begin : begin + 500])
     assert len(index) == N
     ids, _ = index.search(queries, K)
     assert recall(ids, index.exact_search(queries, K)[0]) >= 0.95
@@ -252,10 +251,10 @@ def saved(index, tmp_path):
 
 def rewrite(path, offset: int, data: bytes, fix_crc: bool = False) -> None:
     raw = bytearray(path.read_bytes())
-    raw[offset: offset + len(data)] = data
+    raw[offset : offset + len(data)] = data
     if fix_crc:
         header_end = hnsw._HEADER.size + len(b"clip") + hnsw._TABLE.size
-        raw[header_end: header_end + 4] = struct.pack("<I", hnsw.zlib.crc32(raw[:header_end]))
+        raw[header_end : header_end + 4] = struct.pack("<I", hnsw.zlib.crc32(raw[:header_end]))
     path.write_bytes(bytes(raw))
 
 
@@ -264,8 +263,11 @@ def test_truncated_file(saved, mmap):
     size = saved.stat().st_size
     with open(saved, "r+b") as stream:
         stream.truncate(size - 1000)
-    with pytest.raises(IndexFileError, match=rf"frames.hnsw is truncated: expected {size} "
-                                             rf"bytes, found {size - 1000}"):
+    with pytest.raises(
+        IndexFileError,
+        match=rf"frames.hnsw is truncated: expected {size} "
+        rf"bytes, found {size - 1000}",
+    ):
         HNSWIndex.load(saved, mmap=mmap)
     saved.write_bytes(saved.read_bytes()[:20])
     with pytest.raises(IndexFileError, match="truncated"):

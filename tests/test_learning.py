@@ -11,7 +11,6 @@ encodes relevance queries."""
 from __future__ import annotations
 
 import json
-
 import shutil
 import subprocess
 import sys
@@ -23,22 +22,24 @@ from click.testing import CliRunner
 from dagster import DagsterEventType, SkipReason, build_sensor_context, materialize
 from fastapi.testclient import TestClient
 
-from media_assets import catalog, feedback, learning
-from media_assets.cli import main as cli
-from media_assets.clustering import clustering_scores
+from media_assets.apps.cli import main as cli
+from media_assets.apps.server import create_app
 from media_assets.definitions import build_definitions
 from media_assets.defs.instance import instance_for
-from media_assets.defs.learning_assets import feedback_sensor, promoted_adapter
+from media_assets.defs.learning import promoted_adapter
 from media_assets.defs.resources import WarehouseResource
-from media_assets.feedback import FeedbackError, FeedbackWriter
-from media_assets.frame_index import Manifest, manifest_path
-from media_assets.library_clusters import update_clusters
-from media_assets.media import shot_id_for
-from media_assets.search import SearchClient
-from media_assets.server import create_app
-from media_assets.shotlist import make_shot_list
-from media_assets.testing import write_synthetic_library
-from media_assets.vectors import VectorStore
+from media_assets.defs.sensors import feedback_sensor
+from media_assets.demo.synthetic_library import write_synthetic_library
+from media_assets.feedback import table as feedback
+from media_assets.feedback.table import FeedbackError, FeedbackWriter
+from media_assets.ids import shot_id_for
+from media_assets.models.clusters import clustering_scores
+from media_assets.search.client import SearchClient
+from media_assets.stages import adapter as adapter_stage
+from media_assets.stages.shots import make_shot_list
+from media_assets.store import adapters, catalog
+from media_assets.store.index_files import Manifest, manifest_path
+from media_assets.store.vectors import VectorStore
 from media_assets.warehouse import Warehouse
 
 SCENES, STYLES, SHOTS_PER_SCENE, FRAMES_PER_SHOT, DIM = 6, 3, 10, 4, 128
@@ -51,7 +52,11 @@ def unit(v: np.ndarray) -> np.ndarray:
 def write_labelled_library(warehouse: Warehouse, seed: int = 0) -> dict[int, int]:
     """The library of the module docstring with its shots and clusters; returns shot id → true scene."""
     rng = np.random.default_rng(seed)
-    shared, scenes, styles = unit(rng.normal(size=DIM)), unit(rng.normal(size=(SCENES, DIM))), unit(rng.normal(size=(STYLES, DIM)))
+    shared, scenes, styles = (
+        unit(rng.normal(size=DIM)),
+        unit(rng.normal(size=(SCENES, DIM))),
+        unit(rng.normal(size=(STYLES, DIM))),
+    )
     vectors, scene_of = {}, {}
     for scene in range(SCENES):
         for k in range(SHOTS_PER_SCENE):
@@ -61,7 +66,9 @@ def write_labelled_library(warehouse: Warehouse, seed: int = 0) -> dict[int, int
             scene_of[f"scene{scene}/shot{k}.mp4"] = scene
     others = unit(rng.normal(size=(30, DIM)))
     for j in range(30):
-        vectors[f"other/{j}.mp4"] = unit(np.sqrt(0.25) * shared + np.sqrt(0.5) * others[j] + np.sqrt(0.25) * unit(rng.normal(size=(8, DIM))))
+        vectors[f"other/{j}.mp4"] = unit(
+            np.sqrt(0.25) * shared + np.sqrt(0.5) * others[j] + np.sqrt(0.25) * unit(rng.normal(size=(8, DIM)))
+        )
     ids = write_synthetic_library(warehouse, vectors)
     for media_id in ids.values():
         make_shot_list(warehouse, media_id)
@@ -88,7 +95,7 @@ def give_feedback(warehouse: Warehouse, truth: dict[int, int], *, seed: int = 1,
     label = dict(truth)
     if shuffled:
         permuted = rng.permutation(list(truth.values()))
-        label = dict(zip(truth, permuted.tolist()))
+        label = dict(zip(truth, permuted.tolist(), strict=True))
     writer = FeedbackWriter(warehouse, source="test")
     shots = sorted(truth)
     written = 0
@@ -96,7 +103,9 @@ def give_feedback(warehouse: Warehouse, truth: dict[int, int], *, seed: int = 1,
         a, b = rng.choice(shots, 2, replace=False)
         (writer.same if label[a] == label[b] else writer.different)("shot", int(a), int(b))
         written += 1
-    cluster_of_scene = {Counter(scenes).most_common(1)[0][0]: cluster for cluster, scenes in scene_clusters(warehouse, truth).items()}
+    cluster_of_scene = {
+        Counter(scenes).most_common(1)[0][0]: cluster for cluster, scenes in scene_clusters(warehouse, truth).items()
+    }
     for shot in shots:
         if label[shot] in cluster_of_scene and rng.random() < 0.6:
             writer.move("shot", int(shot), int(cluster_of_scene[label[shot]]))
@@ -161,7 +170,9 @@ def test_feedback_is_validated_and_nothing_invalid_is_written(library):
     warehouse, _, truth = library
     writer = FeedbackWriter(warehouse, source="test")
     shot = min(truth)
-    scene = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' ORDER BY cluster_id LIMIT 1").to_pylist()[0]["cluster_id"]
+    scene = catalog.query(
+        warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' ORDER BY cluster_id LIMIT 1"
+    ).to_pylist()[0]["cluster_id"]
     frame = catalog.query(warehouse, "SELECT frame_id FROM frames ORDER BY frame_id LIMIT 1").to_pylist()[0]["frame_id"]
     refused = {
         "unknown shot": lambda: writer.move("shot", 12345, scene),
@@ -186,19 +197,26 @@ def test_feedback_is_validated_and_nothing_invalid_is_written(library):
     moved = writer.move("shot", shot, scene)
     same = writer.same("shot", shot, shot + 1 if shot + 1 in truth else max(truth))
     judged = writer.relevance("a kitchen at night", frame, False)
-    rows = catalog.query(warehouse, "SELECT feedback_id, seq, kind, source, created_at FROM feedback ORDER BY seq").to_pylist()
+    rows = catalog.query(
+        warehouse, "SELECT feedback_id, seq, kind, source, created_at FROM feedback ORDER BY seq"
+    ).to_pylist()
     assert [r["kind"] for r in rows] == ["move", "same", "relevance"]
     assert [r["feedback_id"] for r in rows] == [moved["feedback_id"], same["feedback_id"], judged["feedback_id"]]
     assert all(r["source"] == "test" and r["created_at"] is not None for r in rows)
     assert len({r["seq"] for r in rows}) == 3
     # the move is a pin the clusters stage honours
-    assert catalog.query(warehouse, "SELECT member_id, cluster_id FROM current_pins").to_pylist() == [{"member_id": shot, "cluster_id": scene}]
+    assert catalog.query(warehouse, "SELECT member_id, cluster_id FROM current_pins").to_pylist() == [
+        {"member_id": shot, "cluster_id": scene}
+    ]
     # the search client writes through the same API
     assert SearchClient(warehouse).feedback.relevance("a kitchen", frame, True)["source"] == "python"
 
     # a split's new cluster takes members at once (before the next clustering makes it)
-    members = catalog.query(warehouse, "SELECT member_id FROM cluster_members WHERE cluster_id = ? AND member_kind = 'shot' "
-                            "ORDER BY member_id", [scene]).to_pylist()
+    members = catalog.query(
+        warehouse,
+        "SELECT member_id FROM cluster_members WHERE cluster_id = ? AND member_kind = 'shot' ORDER BY member_id",
+        [scene],
+    ).to_pylist()
     new_id, _ = writer.split(scene, "shot", [members[0]["member_id"]])
     other = next(s for s in sorted(truth) if s not in {m["member_id"] for m in members})
     assert writer.move("shot", other, new_id)["cluster_id"] == new_id
@@ -208,15 +226,29 @@ def test_feedback_is_validated_and_nothing_invalid_is_written(library):
 
 def test_feedback_through_the_http_api(library):
     warehouse, _, truth = library
-    clusters = catalog.query(warehouse, "SELECT cluster_id, size FROM clusters WHERE level = 'scene' ORDER BY size DESC").to_pylist()
+    clusters = catalog.query(
+        warehouse, "SELECT cluster_id, size FROM clusters WHERE level = 'scene' ORDER BY size DESC"
+    ).to_pylist()
     big, other = clusters[0]["cluster_id"], clusters[1]["cluster_id"]
-    members = catalog.query(warehouse, "SELECT member_id FROM cluster_members WHERE cluster_id = ? ORDER BY member_id", [big]).to_pylist()
+    members = catalog.query(
+        warehouse, "SELECT member_id FROM cluster_members WHERE cluster_id = ? ORDER BY member_id", [big]
+    ).to_pylist()
     frame = catalog.query(warehouse, "SELECT frame_id FROM frames ORDER BY frame_id LIMIT 1").to_pylist()[0]["frame_id"]
     a, b = sorted(truth)[:2]
     with TestClient(create_app(warehouse)) as http:
-        assert http.post("/feedback/pair", json={"member_kind": "shot", "member_id": a, "other_member_id": b, "same": False}).status_code == 201
-        assert http.post("/feedback/relevance", json={"query": "rocket", "frame_id": frame, "relevant": True}).status_code == 201
-        split = http.post("/feedback/split", json={"cluster_id": big, "member_kind": "shot", "member_ids": [members[0]["member_id"]]})
+        assert (
+            http.post(
+                "/feedback/pair", json={"member_kind": "shot", "member_id": a, "other_member_id": b, "same": False}
+            ).status_code
+            == 201
+        )
+        assert (
+            http.post("/feedback/relevance", json={"query": "rocket", "frame_id": frame, "relevant": True}).status_code
+            == 201
+        )
+        split = http.post(
+            "/feedback/split", json={"cluster_id": big, "member_kind": "shot", "member_ids": [members[0]["member_id"]]}
+        )
         assert split.status_code == 201
         new_cluster = split.json()["cluster_id"]
         assert new_cluster > max(c["cluster_id"] for c in clusters)
@@ -224,20 +256,34 @@ def test_feedback_through_the_http_api(library):
         assert merged.status_code == 201
         # refused: unknown ids are 404, wrong kinds and values 422, and nothing is written
         before = catalog.read_table(warehouse, "feedback").num_rows
-        assert http.post("/feedback/pair", json={"member_kind": "shot", "member_id": a, "other_member_id": 7, "same": True}).status_code == 404
-        assert http.post("/feedback/pair", json={"member_kind": "galaxy", "member_id": a, "other_member_id": b, "same": True}).status_code == 422
-        assert http.post("/feedback/relevance", json={"query": "", "frame_id": frame, "relevant": True}).status_code == 422
+        assert (
+            http.post(
+                "/feedback/pair", json={"member_kind": "shot", "member_id": a, "other_member_id": 7, "same": True}
+            ).status_code
+            == 404
+        )
+        assert (
+            http.post(
+                "/feedback/pair", json={"member_kind": "galaxy", "member_id": a, "other_member_id": b, "same": True}
+            ).status_code
+            == 422
+        )
+        assert (
+            http.post("/feedback/relevance", json={"query": "", "frame_id": frame, "relevant": True}).status_code == 422
+        )
         assert http.post("/feedback/relevance", json={"query": "x", "frame_id": 3, "relevant": True}).status_code == 404
         assert http.post("/feedback/merge", json={"into_cluster_id": big, "from_cluster_id": big}).status_code == 422
         assert catalog.read_table(warehouse, "feedback").num_rows == before
         listed = http.get("/feedback").json()
-    kinds = Counter(r["kind"] for r in listed["rows"]) if isinstance(listed, dict) else Counter(r["kind"] for r in listed)
+    kinds = (
+        Counter(r["kind"] for r in listed["rows"]) if isinstance(listed, dict) else Counter(r["kind"] for r in listed)
+    )
     assert kinds["different"] == 1 and kinds["relevance"] == 1 and kinds["split"] == 1 and kinds["merge"] >= 1
 
 
 WRITER = """
 import sys
-from media_assets.feedback import FeedbackWriter
+from media_assets.feedback.table import FeedbackWriter
 from media_assets.warehouse import Warehouse
 writer = FeedbackWriter(Warehouse.at(sys.argv[1]), source=sys.argv[2])
 for shot in sys.argv[4:]:
@@ -248,10 +294,14 @@ for shot in sys.argv[4:]:
 def test_concurrent_writers_lose_nothing(library):
     """Four processes (as the server, the CLI and notebooks would be) write 10 moves each at once."""
     warehouse, _, truth = library
-    cluster = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' LIMIT 1").to_pylist()[0]["cluster_id"]
+    cluster = catalog.query(warehouse, "SELECT cluster_id FROM clusters WHERE level = 'scene' LIMIT 1").to_pylist()[0][
+        "cluster_id"
+    ]
     shots = sorted(truth)[:40]
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(warehouse.root), f"writer-{i}", str(cluster), *map(str, shots[i::4])])
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(warehouse.root), f"writer-{i}", str(cluster), *map(str, shots[i::4])]
+        )
         for i in range(4)
     ]
     assert [w.wait(timeout=120) for w in writers] == [0, 0, 0, 0]
@@ -278,11 +328,11 @@ def test_feedback_sensor_requests_a_run_and_moves_its_cursor_past_what_the_run_s
     assert "0 new settled feedback rows" in result.skip_message and cursor is None
     writer = FeedbackWriter(warehouse, source="test")
     shots = sorted(truth)
-    for a, b in zip(shots[:3], shots[1:4]):
+    for a, b in zip(shots[:3], shots[1:4], strict=False):
         writer.different("shot", a, b)
     result, cursor = tick(None)
     assert "3 new settled feedback rows; a retraining needs 5" in result.skip_message and cursor is None
-    for a, b in zip(shots[4:6], shots[5:7]):
+    for a, b in zip(shots[4:6], shots[5:7], strict=False):
         writer.same("shot", a, b)
     result, cursor = tick(None)
     through = max(catalog.read_table(warehouse, "feedback")["seq"].to_pylist())
@@ -305,13 +355,25 @@ def test_feedback_sensor_requests_a_run_and_moves_its_cursor_past_what_the_run_s
 
     # rows that land behind the cursor after its tick (a slow write, a clock stepped back) are not lost:
     # they count as new at the next tick and the run it requests trains on them (every row up to its seq)
-    late = [feedback._row("different", "test", second_through - 1000 - i, feedback._clock()[1], member_kind="shot",
-                          member_id=shots[20 + i], other_member_id=shots[0]) for i in range(6)]
+    late = [
+        feedback._row(
+            "different",
+            "test",
+            second_through - 1000 - i,
+            feedback._clock()[1],
+            member_kind="shot",
+            member_id=shots[20 + i],
+            other_member_id=shots[0],
+        )
+        for i in range(6)
+    ]
     for row in late:
         catalog.append_rows(warehouse, "feedback", [row])
     result, cursor = tick(cursor)
     assert result.tags["media_assets/late_feedback_rows"] == "6" and json.loads(cursor)["rows"] == 17
-    trains_on = feedback.feedback_rows(warehouse, through_seq=result.run_config["ops"]["embedding_adapter"]["config"]["through_seq"])
+    trains_on = feedback.feedback_rows(
+        warehouse, through_seq=result.run_config["ops"]["embedding_adapter"]["config"]["through_seq"]
+    )
     assert {r["feedback_id"] for r in late} <= set(trains_on["feedback_id"].to_pylist())
     # a cursor written as a bare seq (before the row count was kept) still reads
     result, _ = tick(str(second_through))
@@ -329,21 +391,31 @@ def test_feedback_trains_an_adapter_the_gate_promotes_and_everything_downstream_
     before = scene_scores(warehouse, truth, moved)
     through = feedback.settled_seq(warehouse)
     result = defs.resolve_job_def("learn_from_feedback").execute_in_process(
-        instance=instance, run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}}}, raise_on_error=False
+        instance=instance,
+        run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}}},
+        raise_on_error=False,
     )
     assert result.success
     gate = check_evaluations(result)["adapter_improves_held_out"]
     assert gate.passed and gate.metadata["reason"].value.startswith("promoted: held-out map@10")
     held = gate.metadata["held_out"].value
     assert held["candidate"]["primary"] >= held["none"]["primary"] + 0.02
-    assert materialized(result) >= {"embedding_adapter", "promoted_adapter", "adapted_vectors", "hnsw_index", "clusters"}
+    assert materialized(result) >= {
+        "embedding_adapter",
+        "promoted_adapter",
+        "adapted_vectors",
+        "hnsw_index",
+        "clusters",
+    }
 
     # version 1 on disk with its feedback range and base model; the adapters table lists it
-    assert learning.current_version(warehouse) == 1
-    meta = learning.candidate_metadata(warehouse, 1)
+    assert adapters.current_version(warehouse) == 1
+    meta = adapter_stage.candidate_metadata(warehouse, 1)
     assert meta["feedback_through_seq"] == through and meta["base_model_id"] == "synthetic"
     assert (warehouse.models_dir / "adapters" / "v0001" / "adapter.json").exists()
-    rows = catalog.query(warehouse, "SELECT version, status, held_out_metric_name FROM adapters ORDER BY recorded_at").to_pylist()
+    rows = catalog.query(
+        warehouse, "SELECT version, status, held_out_metric_name FROM adapters ORDER BY recorded_at"
+    ).to_pylist()
     assert rows == [
         {"version": 1, "status": "candidate", "held_out_metric_name": "map@10"},
         {"version": 1, "status": "promoted", "held_out_metric_name": "map@10"},
@@ -351,9 +423,16 @@ def test_feedback_trains_an_adapter_the_gate_promotes_and_everything_downstream_
 
     # every vector row records the adapter that made it; index and clusters read the adapted vectors
     frames = VectorStore(warehouse).count()
-    adapted = VectorStore(warehouse, "adapted_frame_vectors").table().to_lance().to_table(columns=["frame_id", "adapter_version"])
+    adapted = (
+        VectorStore(warehouse, "adapted_frame_vectors")
+        .table()
+        .to_lance()
+        .to_table(columns=["frame_id", "adapter_version"])
+    )
     assert adapted.num_rows == frames and set(adapted["adapter_version"].to_pylist()) == {1}
-    assert set(VectorStore(warehouse, "adapted_shot_vectors").table().to_lance().to_table()["adapter_version"].to_pylist()) == {1}
+    assert set(
+        VectorStore(warehouse, "adapted_shot_vectors").table().to_lance().to_table()["adapter_version"].to_pylist()
+    ) == {1}
     manifest = Manifest.read(manifest_path(warehouse))
     assert manifest.vectors_table == "adapted_frame_vectors" and manifest.adapter_version == 1
     after = scene_scores(warehouse, truth, moved)  # the shots nobody moved: better grouped by the adapter alone
@@ -378,7 +457,7 @@ def test_feedback_trains_an_adapter_the_gate_promotes_and_everything_downstream_
     outcome = CliRunner().invoke(cli, ["adapter", "rollback", "--warehouse", str(warehouse.root)])
     assert outcome.exit_code == 0, outcome.output
     assert "adapter version 0 is current; refreshed" in outcome.output
-    assert learning.current_version(warehouse) == 0
+    assert adapters.current_version(warehouse) == 0
     assert VectorStore(warehouse, "adapted_frame_vectors").table() is None
     manifest = Manifest.read(manifest_path(warehouse))
     assert manifest.vectors_table == "frame_vectors" and manifest.adapter_version == 0
@@ -387,14 +466,14 @@ def test_feedback_trains_an_adapter_the_gate_promotes_and_everything_downstream_
     assert "current adapter version: 0" in listing.output and "rollback from version 1" in listing.output
     # and forward again to version 1
     assert CliRunner().invoke(cli, ["adapter", "rollback", "1", "--warehouse", str(warehouse.root)]).exit_code == 0
-    assert learning.current_version(warehouse) == 1
+    assert adapters.current_version(warehouse) == 1
     assert Manifest.read(manifest_path(warehouse)).adapter_version == 1
 
     # adapted_vectors_automation: once a file's frame vectors change (a new or re-embedded file), the
     # adapted vectors are asked for again (Dagster's own evaluator; the update reported as the ingest run would)
     from dagster import AssetKey, AssetMaterialization, evaluate_automation_conditions
 
-    from media_assets.defs.assets import media_files
+    from media_assets.defs.partitions import media_files
 
     key = AssetKey("adapted_vectors")
     first = evaluate_automation_conditions(defs=defs, instance=instance)
@@ -412,22 +491,30 @@ def test_the_gate_refuses_an_adapter_trained_on_shuffled_labels(library):
     give_feedback(warehouse, truth, shuffled=True)
     clusters_before = catalog.read_table(warehouse, "clusters")
     result = defs.resolve_job_def("learn_from_feedback").execute_in_process(
-        instance=instance_for(warehouse), run_config={"ops": {"embedding_adapter": {"config": {"through_seq": feedback.settled_seq(warehouse)}}}},
+        instance=instance_for(warehouse),
+        run_config={"ops": {"embedding_adapter": {"config": {"through_seq": feedback.settled_seq(warehouse)}}}},
         raise_on_error=False,
     )
     gate = check_evaluations(result)["adapter_improves_held_out"]
     assert not gate.passed and gate.metadata["reason"].value.startswith("not promoted")
-    assert gate.metadata["candidate_version"].value == "v1" and gate.metadata["compared_with_version"].value == "none (base model)"
+    assert (
+        gate.metadata["candidate_version"].value == "v1"
+        and gate.metadata["compared_with_version"].value == "none (base model)"
+    )
     # the run stops at the gate: nothing downstream changed
     assert materialized(result) == {"embedding_adapter"}
-    assert learning.current_version(warehouse) == 0
+    assert adapters.current_version(warehouse) == 0
     assert VectorStore(warehouse, "adapted_frame_vectors").table() is None
     assert catalog.read_table(warehouse, "clusters").equals(clusters_before)
     assert catalog.query(warehouse, "SELECT status FROM adapters").to_pylist() == [{"status": "candidate"}]
     # materializing promoted_adapter on its own (the UI allows it) does not get the refused candidate past its gate
-    alone = materialize([promoted_adapter], instance=instance_for(warehouse), raise_on_error=False,
-                        resources={"warehouse": WarehouseResource(root=str(warehouse.root))})
-    assert not alone.success and learning.current_version(warehouse) == 0
+    alone = materialize(
+        [promoted_adapter],
+        instance=instance_for(warehouse),
+        raise_on_error=False,
+        resources={"warehouse": WarehouseResource(root=str(warehouse.root))},
+    )
+    assert not alone.success and adapters.current_version(warehouse) == 0
     failure = next(e for e in alone.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
     assert "nothing promoted" in failure.event_specific_data.error.message
 
@@ -436,55 +523,61 @@ def test_only_a_candidate_its_gate_passed_against_the_adapter_in_service_is_prom
     warehouse, _, truth = library
     give_feedback(warehouse, truth)
     through = feedback.settled_seq(warehouse)
-    first = learning.train_candidate(warehouse, through_seq=through, run_id="run-a")
-    second = learning.train_candidate(warehouse, through_seq=through, run_id="run-b")
+    first = adapter_stage.train_candidate(warehouse, through_seq=through, run_id="run-a")
+    second = adapter_stage.train_candidate(warehouse, through_seq=through, run_id="run-b")
     assert (first.version, second.version) == (1, 2) and first.decision["promote"] and second.decision["promote"]
-    assert learning.candidate_of_run(warehouse, "run-a") == 1 and learning.candidate_of_run(warehouse, "run-b") == 2
+    assert (
+        adapter_stage.candidate_of_run(warehouse, "run-a") == 1
+        and adapter_stage.candidate_of_run(warehouse, "run-b") == 2
+    )
     # held-out items are only what people said: the clustering's companions always train
-    assert first.metadata["companion_items"] > 0 and first.metadata["held_out_items"] < first.metadata["items"] - first.metadata["companion_items"]
-    learning.promote(warehouse, 1, reason="test", run_id="run-a")
+    assert (
+        first.metadata["companion_items"] > 0
+        and first.metadata["held_out_items"] < first.metadata["items"] - first.metadata["companion_items"]
+    )
+    adapter_stage.promote(warehouse, 1, reason="test", run_id="run-a")
     # version 2 was judged against no adapter; version 1 is in service now: its judgement is stale
-    with pytest.raises(learning.LearningError, match="judged against version 0, but version 1 is current"):
-        learning.promote(warehouse, 2, reason="test", run_id="run-b")
-    assert learning.current_version(warehouse) == 1
+    with pytest.raises(adapter_stage.LearningError, match="judged against version 0, but version 1 is current"):
+        adapter_stage.promote(warehouse, 2, reason="test", run_id="run-b")
+    assert adapters.current_version(warehouse) == 1
     # a refused candidate is never promoted by the gate's path
-    meta_path = learning.version_dir(warehouse, 2) / "adapter.json"
+    meta_path = adapters.version_dir(warehouse, 2) / "adapter.json"
     manifest = json.loads(meta_path.read_text())
     manifest["metadata"]["decision"] = {"promote": False, "reason": "not promoted: test"}
     meta_path.write_text(json.dumps(manifest))
-    with pytest.raises(learning.LearningError, match="did not pass its gate: not promoted: test"):
-        learning.promote(warehouse, 2, reason="test")
-    with pytest.raises(learning.LearningError, match="trained no adapter version"):
-        learning.candidate_of_run(warehouse, "run-c")
+    with pytest.raises(adapter_stage.LearningError, match="did not pass its gate: not promoted: test"):
+        adapter_stage.promote(warehouse, 2, reason="test")
+    with pytest.raises(adapter_stage.LearningError, match="trained no adapter version"):
+        adapter_stage.candidate_of_run(warehouse, "run-c")
 
     # rollbacks step back one promoted version at a time, then say there is nothing left
-    learning.promote(warehouse, 2, reason="chosen by a person", gate=False)
-    assert learning.rollback(warehouse) == 1
-    assert learning.rollback(warehouse) == 0
-    with pytest.raises(learning.LearningError, match="nothing to roll back"):
-        learning.rollback(warehouse)
+    adapter_stage.promote(warehouse, 2, reason="chosen by a person", gate=False)
+    assert adapter_stage.rollback(warehouse) == 1
+    assert adapter_stage.rollback(warehouse) == 0
+    with pytest.raises(adapter_stage.LearningError, match="nothing to roll back"):
+        adapter_stage.rollback(warehouse)
 
     # an adapter is only applied to vectors of the model it was trained for
-    learning.promote(warehouse, 1, reason="again", gate=False)
-    assert learning.write_adapted_vectors(warehouse)["adapted_frame_vectors"] > 0
-    assert learning.serving_store(warehouse).name == "adapted_frame_vectors"
+    adapter_stage.promote(warehouse, 1, reason="again", gate=False)
+    assert adapter_stage.write_adapted_vectors(warehouse)["adapted_frame_vectors"] > 0
+    assert adapters.serving_store(warehouse).name == "adapted_frame_vectors"
     # a deleted file leaves the adapted tables too, and they stay served
-    from media_assets.frames import purge_media
-    from media_assets.media import media_id_of_frame
+    from media_assets.ids import media_id_of_frame
+    from media_assets.stages.frames import purge_media
 
     gone = media_id_of_frame(int(VectorStore(warehouse).load_all()[0][0]))
     rows_before = VectorStore(warehouse, "adapted_frame_vectors").count()
     purge_media(warehouse, gone)
     assert gone not in set(VectorStore(warehouse, "adapted_frame_vectors").load_all()[1].tolist())
     assert VectorStore(warehouse, "adapted_frame_vectors").count() < rows_before
-    assert learning.serving_store(warehouse).name == "adapted_frame_vectors"
-    monkeypatch.setattr(learning, "current_model_ids", lambda _: ["openai/clip-vit-large-patch14"])
-    with pytest.raises(learning.LearningError, match="trained for vectors of 'synthetic'"):
-        learning.write_adapted_vectors(warehouse)
+    assert adapters.serving_store(warehouse).name == "adapted_frame_vectors"
+    monkeypatch.setattr(adapter_stage, "current_model_ids", lambda _: ["openai/clip-vit-large-patch14"])
+    with pytest.raises(adapter_stage.LearningError, match="trained for vectors of 'synthetic'"):
+        adapter_stage.write_adapted_vectors(warehouse)
     assert VectorStore(warehouse, "adapted_frame_vectors").table() is None  # dropped, not left stale
-    assert learning.serving_store(warehouse).name == "frame_vectors"
-    with pytest.raises(learning.LearningError, match="openai/clip-vit-large-patch14"):
-        learning.rollback(warehouse, 2)
+    assert adapters.serving_store(warehouse).name == "frame_vectors"
+    with pytest.raises(adapter_stage.LearningError, match="openai/clip-vit-large-patch14"):
+        adapter_stage.rollback(warehouse, 2)
 
 
 def test_two_runs_training_at_once_never_share_a_version(library):
@@ -493,13 +586,13 @@ def test_two_runs_training_at_once_never_share_a_version(library):
     warehouse, _, _ = library
     taken, threads = [], []
     for _ in range(8):
-        threads.append(threading.Thread(target=lambda: taken.append(learning._reserve_version(warehouse))))
+        threads.append(threading.Thread(target=lambda: taken.append(adapter_stage._reserve_version(warehouse))))
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert sorted(taken) == list(range(1, 9))
-    assert learning.latest_candidate(warehouse) == 0  # reserved, none saved yet
+    assert adapter_stage.latest_candidate(warehouse) == 0  # reserved, none saved yet
 
 
 def test_too_little_feedback_fails_the_run_with_a_reason(library):
@@ -507,10 +600,17 @@ def test_too_little_feedback_fails_the_run_with_a_reason(library):
     outcome = CliRunner().invoke(cli, ["learn", "--warehouse", str(warehouse.root)])
     assert outcome.exit_code == 0 and "no feedback yet" in outcome.output
     FeedbackWriter(warehouse, source="test").same("shot", *sorted(truth)[:2])
-    result = defs.resolve_job_def("learn_from_feedback").execute_in_process(instance=instance_for(warehouse), raise_on_error=False)
+    result = defs.resolve_job_def("learn_from_feedback").execute_in_process(
+        instance=instance_for(warehouse), raise_on_error=False
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE)
     assert "more feedback is needed" in failure.event_specific_data.error.message
     outcome = CliRunner().invoke(cli, ["learn", "--warehouse", str(warehouse.root)])
-    assert "training failed: cannot train on the feedback" in outcome.output and "more feedback is needed" in outcome.output
-    assert learning.current_version(warehouse) == 0 and not (warehouse.models_dir / "adapters" / "current.json").exists()
+    assert (
+        "training failed: cannot train on the feedback" in outcome.output
+        and "more feedback is needed" in outcome.output
+    )
+    assert (
+        adapters.current_version(warehouse) == 0 and not (warehouse.models_dir / "adapters" / "current.json").exists()
+    )

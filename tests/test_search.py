@@ -7,16 +7,15 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from mediagen import photo, shots_video
 
 from media_assets import SearchClient, SearchError
-from media_assets.embeddings import embed_frames
-from media_assets.encoders import ClipEncoder
-from media_assets.frames import extract_frames
-from media_assets.media import scan_media
-from media_assets.search import cosine_to_similarity
+from media_assets.media.discovery import scan_media
+from media_assets.models.clip import ClipEncoder
+from media_assets.search.client import cosine_to_similarity
+from media_assets.stages.frame_embeddings import embed_frames
+from media_assets.stages.frames import extract_frames
 from media_assets.warehouse import Warehouse
-
-from mediagen import photo, shots_video
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +57,21 @@ def test_hits_carry_what_a_person_needs(client, built):
     sims = [h.similarity for h in hits]
     assert sims == sorted(sims, reverse=True) and all(0.0 <= s <= 1.0 for s in sims)
     frame = hits.to_polars()
-    assert frame.columns == ["frame_id", "media_id", "media_path", "partition_key", "kind", "timestamp_s", "thumbnail_path", "similarity"]
+    assert frame.columns == [
+        "frame_id",
+        "media_id",
+        "media_path",
+        "partition_key",
+        "kind",
+        "timestamp_s",
+        "thumbnail_path",
+        "similarity",
+    ]
     assert frame.height == 5 and hits.to_arrow().num_rows == 5
 
 
 def test_similar_frames_leaves_the_frame_out_and_resolves_duplicates(client, built):
-    from media_assets import catalog
+    from media_assets.store import catalog
 
     rows = catalog.query(built, "SELECT frame_id, duplicate_of FROM frames WHERE is_duplicate LIMIT 1").to_pylist()
     duplicate, original = rows[0]["frame_id"], rows[0]["duplicate_of"]

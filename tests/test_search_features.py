@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from media_assets import catalog
-from media_assets.query_terms import QueryExpressionError, QueryTerm, parse_expression
-from media_assets.search import SearchClient, SearchError, SearchFilter, UnknownIdError
-from media_assets.testing import write_synthetic_library
+from media_assets.demo.synthetic_library import write_synthetic_library
+from media_assets.search.client import SearchClient, SearchError, SearchFilter, UnknownIdError
+from media_assets.search.query_terms import QueryExpressionError, QueryTerm, parse_expression
+from media_assets.store import catalog
 from media_assets.warehouse import Warehouse
 
 DIM = 16
@@ -80,15 +80,27 @@ def test_timeline_scores_each_bucket_by_its_best_frame(library):
     warehouse, ids, client = library
     line = client.timeline(axis(0), ids["clips/a.mp4"], buckets=5)
     assert line.duration_s == 10.0 and line.bucket_s == 2.0 and len(line.scores) == 5
-    exact = [float((1 + client._vectors_of(np.array([frame_of(ids, "clips/a.mp4", s)]))[0] @ axis(0)) / 2) for s in range(10)]
+    exact = [
+        float((1 + client._vectors_of(np.array([frame_of(ids, "clips/a.mp4", s)]))[0] @ axis(0)) / 2) for s in range(10)
+    ]
     assert line.scores == pytest.approx([max(exact[2 * i : 2 * i + 2]) for i in range(5)])
     assert int(np.argmax(line.scores)) in (1, 2, 3)
     fine = client.timeline(axis(0), ids["clips/a.mp4"], bucket_s=0.5)
     # no frame in [0.5, 1.0): the frame at 0 s stands for it
-    assert len(fine.scores) == 20 and fine.scores[1] == fine.scores[0] == pytest.approx(exact[0]) and fine.scores[2] == pytest.approx(exact[1])
+    assert (
+        len(fine.scores) == 20
+        and fine.scores[1] == fine.scores[0] == pytest.approx(exact[0])
+        and fine.scores[2] == pytest.approx(exact[1])
+    )
     assert client.timeline(axis(0), ids["clips/a.mp4"]).scores == pytest.approx(exact)  # default: one per frame
     table = line.to_polars()
-    assert table.columns == ["start_s", "end_s", "similarity"] and table["start_s"].to_list() == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert table.columns == ["start_s", "end_s", "similarity"] and table["start_s"].to_list() == [
+        0.0,
+        2.0,
+        4.0,
+        6.0,
+        8.0,
+    ]
     assert table["similarity"].to_list() == pytest.approx(line.scores) and line.to_arrow().num_rows == 5
     with pytest.raises(UnknownIdError):
         client.timeline(axis(0), 12345)
@@ -103,7 +115,9 @@ def test_filters_restrict_by_path_kind_time_and_cluster(library):
     assert everywhere == {"clips/a.mp4", "clips/b.mp4", "other/both.mkv", "photos/p.jpg"}
     only_clips = client.search_vector(query, k=30, filters=SearchFilter(media=("clips/*",)))
     assert {h.partition_key for h in only_clips} == {"clips/a.mp4", "clips/b.mp4"} and len(only_clips) == 18
-    assert {h.partition_key for h in client.search_vector(query, k=30, filters=SearchFilter(media="other/both.mkv"))} == {"other/both.mkv"}
+    assert {
+        h.partition_key for h in client.search_vector(query, k=30, filters=SearchFilter(media="other/both.mkv"))
+    } == {"other/both.mkv"}
     assert {h.kind for h in client.search_vector(query, k=30, filters=SearchFilter(kind="image"))} == {"image"}
     timed = client.search_vector(query, k=30, filters=SearchFilter(start_s=2.0, end_s=4.0, media=("clips/a.mp4",)))
     assert sorted(h.timestamp_s for h in timed) == [2.0, 3.0, 4.0]
@@ -111,18 +125,74 @@ def test_filters_restrict_by_path_kind_time_and_cluster(library):
 
     # a scene cluster holding shot 0 of b (its first four frames)
     b = ids["clips/b.mp4"]
-    catalog.replace_partition(warehouse, "shots", b, [
-        {"shot_id": (b << 20) | i, "media_id": b, "shot_index": i, "start_s": float(s), "end_s": float(e), "duration_s": float(e - s),
-         "start_seq": s, "end_seq": e - 1, "start_frame_id": (b << 20) | s, "end_frame_id": (b << 20) | (e - 1), "transition": "cut",
-         "boundary_confidence": 1.0, "kind": "static", "motion": 0.0, "keyframe_count": 1, "event_count": 0, "has_vector": True, "run_id": ""}
-        for i, (s, e) in enumerate([(0, 4), (4, 8)])
-    ])
-    catalog.replace_table(warehouse, "clusters", [{"cluster_id": 7, "level": "scene", "parent_id": None, "size": 1, "media_count": 1,
-                                                   "cohesion": 1.0, "representative_member_id": b << 20, "representative_frame_id": b << 20,
-                                                   "representative_frame_ids": [b << 20], "run_id": "", "clustered_at": None}])
-    catalog.replace_table(warehouse, "cluster_members", [{"member_kind": "shot", "member_id": b << 20, "media_id": b, "frame_id": b << 20,
-                                                          "shot_id": b << 20, "level": "scene", "cluster_id": 7, "scene_id": 7, "similarity": 1.0,
-                                                          "nearest_cluster_id": 7, "is_noise": False, "pinned": False, "run_id": ""}])
+    catalog.replace_partition(
+        warehouse,
+        "shots",
+        b,
+        [
+            {
+                "shot_id": (b << 20) | i,
+                "media_id": b,
+                "shot_index": i,
+                "start_s": float(s),
+                "end_s": float(e),
+                "duration_s": float(e - s),
+                "start_seq": s,
+                "end_seq": e - 1,
+                "start_frame_id": (b << 20) | s,
+                "end_frame_id": (b << 20) | (e - 1),
+                "transition": "cut",
+                "boundary_confidence": 1.0,
+                "kind": "static",
+                "motion": 0.0,
+                "keyframe_count": 1,
+                "event_count": 0,
+                "has_vector": True,
+                "run_id": "",
+            }
+            for i, (s, e) in enumerate([(0, 4), (4, 8)])
+        ],
+    )
+    catalog.replace_table(
+        warehouse,
+        "clusters",
+        [
+            {
+                "cluster_id": 7,
+                "level": "scene",
+                "parent_id": None,
+                "size": 1,
+                "media_count": 1,
+                "cohesion": 1.0,
+                "representative_member_id": b << 20,
+                "representative_frame_id": b << 20,
+                "representative_frame_ids": [b << 20],
+                "run_id": "",
+                "clustered_at": None,
+            }
+        ],
+    )
+    catalog.replace_table(
+        warehouse,
+        "cluster_members",
+        [
+            {
+                "member_kind": "shot",
+                "member_id": b << 20,
+                "media_id": b,
+                "frame_id": b << 20,
+                "shot_id": b << 20,
+                "level": "scene",
+                "cluster_id": 7,
+                "scene_id": 7,
+                "similarity": 1.0,
+                "nearest_cluster_id": 7,
+                "is_noise": False,
+                "pinned": False,
+                "run_id": "",
+            }
+        ],
+    )
     in_cluster = client.search_vector(query, k=30, filters=SearchFilter(cluster_id=7))
     assert sorted(h.frame_id for h in in_cluster) == [(b << 20) | s for s in range(4)]
     with pytest.raises(UnknownIdError, match="unknown cluster id 8"):
@@ -173,7 +243,9 @@ def test_expression_arithmetic_is_a_normalised_weighted_sum(library):
 
 def test_expression_parsing():
     assert parse_expression("2×'beach' + \"sunset\" − people") == [
-        QueryTerm("text", "beach", 2.0), QueryTerm("text", "sunset", 1.0), QueryTerm("text", "people", -1.0)
+        QueryTerm("text", "beach", 2.0),
+        QueryTerm("text", "sunset", 1.0),
+        QueryTerm("text", "people", -1.0),
     ]
     assert parse_expression("black-and-white photo") == [QueryTerm("text", "black-and-white photo", 1.0)]
     assert parse_expression("0.5x frame:42") == [QueryTerm("frame", 42, 0.5)]
@@ -210,7 +282,7 @@ def test_similar_videos_from_frames(library):
 
 
 def test_similar_videos_prefers_shot_vectors(tmp_path):
-    from media_assets.vectors import SHOT_VECTORS, VectorStore
+    from media_assets.store.vectors import SHOT_VECTORS, VectorStore
 
     warehouse = Warehouse.at(tmp_path / "warehouse").ensure()
     ids = write_synthetic_library(
@@ -220,6 +292,8 @@ def test_similar_videos_prefers_shot_vectors(tmp_path):
     # by their shots, x and z share a scene (axis 3); y is elsewhere
     shots.replace_media(ids["x.mp4"], np.array([ids["x.mp4"] << 20]), axis(3)[None], model_id="synthetic")
     shots.replace_media(ids["y.mp4"], np.array([ids["y.mp4"] << 20]), axis(4)[None], model_id="synthetic")
-    shots.replace_media(ids["z.mp4"], np.array([ids["z.mp4"] << 20]), mix((3, 1.0), (9, 0.2))[None], model_id="synthetic")
+    shots.replace_media(
+        ids["z.mp4"], np.array([ids["z.mp4"] << 20]), mix((3, 1.0), (9, 0.2))[None], model_id="synthetic"
+    )
     videos = SearchClient(warehouse).similar_videos(ids["x.mp4"])
     assert [v.partition_key for v in videos] == ["z.mp4", "y.mp4"] and videos[0].basis == "shots"

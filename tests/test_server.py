@@ -8,14 +8,13 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
-from media_assets import catalog
-from media_assets.defs.runner import ingest
-from media_assets.media import media_id_for
-from media_assets.server import MAX_UPLOAD_BYTES, create_app
-from media_assets.warehouse import Warehouse
-
 from mediagen import photo, shots_video
+
+from media_assets.apps.server import MAX_UPLOAD_BYTES, create_app
+from media_assets.defs.runner import ingest
+from media_assets.ids import media_id_for
+from media_assets.store import catalog
+from media_assets.warehouse import Warehouse
 
 
 def build_small_warehouse(root: Path, tiny_clip: Path) -> Warehouse:
@@ -196,10 +195,20 @@ def _asgi_call(app, chunks, headers=()):
     async def send(message):
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-             "path": "/search/image", "raw_path": b"/search/image", "query_string": b"", "root_path": "",
-             "headers": [(b"content-type", b"multipart/form-data; boundary=xyz"), *headers],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/search/image",
+        "raw_path": b"/search/image",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"multipart/form-data; boundary=xyz"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     asyncio.run(app(scope, receive, send))
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -213,7 +222,9 @@ def test_oversized_uploads_are_refused_before_they_are_read(served):
     status, body, pulled = _asgi_call(app, [b"x" * 1024] * 4, headers=[(b"content-length", str(50 * 2**20).encode())])
     assert status == 413 and b"larger than 10 MiB" in body and pulled == 0
     # a streamed (chunked) body: refused once it passes the limit, the rest never read
-    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+    head = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.png"\r\nContent-Type: image/png\r\n\r\n'
+    )
     status, body, pulled = _asgi_call(app, [head] + [b"\0" * 2**20] * 40)
     assert status == 413 and b"larger than 10 MiB" in body and pulled == 12
 
@@ -242,7 +253,11 @@ def test_path_tricks_never_reach_a_file(served, path):
     _, http = served
     response = http.get(path)
     assert response.status_code in (404, 422), (path, response.status_code)
-    assert b"root:" not in response.content and b"[project]" not in response.content and b"def create_app" not in response.content
+    assert (
+        b"root:" not in response.content
+        and b"[project]" not in response.content
+        and b"def create_app" not in response.content
+    )
 
 
 def test_files_outside_the_media_root_are_not_served(served, tmp_path):
@@ -251,7 +266,9 @@ def test_files_outside_the_media_root_are_not_served(served, tmp_path):
     outside.write_bytes(b"secret bytes")
     fake = media_id_for("../secret.mp4")
     row = catalog.read_partition(warehouse, "media", media_id_for("b.mp4")).to_pylist()[0]
-    catalog.replace_partition(warehouse, "media", fake, [row | {"media_id": fake, "partition_key": "../secret.mp4", "path": str(outside)}])
+    catalog.replace_partition(
+        warehouse, "media", fake, [row | {"media_id": fake, "partition_key": "../secret.mp4", "path": str(outside)}]
+    )
     try:
         response = http.get(f"/video/{fake}")  # the catalog says so, but the file is outside the media root
         assert response.status_code == 404 and b"secret" not in response.content
@@ -310,16 +327,25 @@ def test_clusters_and_pinning_through_the_api(served):
     # similarity on the API's [0, 1] scale, the raw cosine beside it
     for member in detail["members"] + body["noise"]["members"]:
         if member["similarity"] is None:  # a noise face in a scene with no character cluster to be near
-            assert member in body["noise"]["members"] and member["nearest_cluster_id"] is None and member["cosine"] is None
+            assert (
+                member in body["noise"]["members"] and member["nearest_cluster_id"] is None and member["cosine"] is None
+            )
             continue
         assert 0 <= member["similarity"] <= 1
         assert member["similarity"] == pytest.approx((1 + member["cosine"]) / 2)
-    response = http.post("/feedback/move", json={"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"]})
+    response = http.post(
+        "/feedback/move", json={"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"]}
+    )
     assert response.status_code == 201 and response.json()["source"] == "api"
     pins = catalog.query(warehouse, "SELECT member_kind, member_id, cluster_id, source FROM cluster_pins").to_pylist()
     assert pins == [{"member_kind": "shot", "member_id": shot, "cluster_id": scene["cluster_id"], "source": "api"}]
-    assert http.post("/feedback/move", json={"member_kind": "frame", "member_id": shot, "cluster_id": 1}).status_code == 422
-    assert http.post("/feedback/move", json={"member_kind": "shot", "member_id": 5, "cluster_id": None}).status_code == 404
+    assert (
+        http.post("/feedback/move", json={"member_kind": "frame", "member_id": shot, "cluster_id": 1}).status_code
+        == 422
+    )
+    assert (
+        http.post("/feedback/move", json={"member_kind": "shot", "member_id": 5, "cluster_id": None}).status_code == 404
+    )
     assert http.post("/feedback/move", json={"member_kind": "shot", "member_id": "x"}).status_code == 422
 
 
@@ -327,7 +353,7 @@ def test_playback_copies_can_be_made_ahead(served):
     warehouse, http = served
     for stale in (warehouse.root / "playback").glob("*.webm"):
         stale.unlink()
-    from media_assets.server import prepare_playback_copies
+    from media_assets.apps.server import prepare_playback_copies
 
     assert prepare_playback_copies(warehouse) == 2  # both mp4v videos; the photo needs none
     assert prepare_playback_copies(warehouse) == 0  # made once

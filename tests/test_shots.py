@@ -1,4 +1,4 @@
-"""Shot boundaries, static/dynamic shots, keyframes and events (`media_assets.shots`).
+"""Shot boundaries, static/dynamic shots, keyframes and events (`media_assets.models.shots`).
 
 Small 320x180 videos from `demo.write_test_video` go through the real frames stage (`extract_frames`,
 sampled at 4 frames/s) and `detect_shots_in_frames` reads the rows it wrote. Vectors are synthetic (one
@@ -14,17 +14,17 @@ import cv2
 import numpy as np
 import pytest
 
-from media_assets import demo
-from media_assets.decoding import Sampling
-from media_assets.frames import FrameSettings, extract_frames
-from media_assets.media import stat_media_file
-from media_assets.shots import (
+from media_assets.demo import library as demo
+from media_assets.media.decoding import Sampling
+from media_assets.media.discovery import stat_media_file
+from media_assets.models.shots import (
     ShotSettings,
     detect_shots,
     detect_shots_in_frames,
     frame_embedding_matrix,
     shot_embedding,
 )
+from media_assets.stages.frames import FrameSettings, extract_frames
 from media_assets.warehouse import Warehouse
 
 FPS = 4.0  # sampling rate of the frames stage in these tests
@@ -89,8 +89,13 @@ def _source_vectors(truth: dict, frames, dim: int = 64, seed: int = 0) -> np.nda
         k = int(np.searchsorted(starts, frame, side="right") - 1)
         vector = base[truth["shots"][k]["source"]].copy()
         for b, boundary in enumerate(truth["boundaries"]):
-            if boundary["type"] != "cut" and boundary["transition_start_frame"] < frame < boundary["transition_end_frame"]:
-                w = (frame - boundary["transition_start_frame"]) / (boundary["transition_end_frame"] - boundary["transition_start_frame"])
+            if (
+                boundary["type"] != "cut"
+                and boundary["transition_start_frame"] < frame < boundary["transition_end_frame"]
+            ):
+                w = (frame - boundary["transition_start_frame"]) / (
+                    boundary["transition_end_frame"] - boundary["transition_start_frame"]
+                )
                 vector = (1 - w) * base[truth["shots"][b]["source"]] + w * base[truth["shots"][b + 1]["source"]]
         vector = vector + rng.standard_normal(dim) * 0.02
         out.append(vector / np.linalg.norm(vector))
@@ -165,11 +170,11 @@ def test_hard_cuts_are_found_within_one_sampled_frame(cuts_video):
     expected = [_truth_seq(frames, b["time"]) for b in truth["boundaries"]]
     found = [s.start_seq for s in shots[1:]]
     assert len(found) == len(expected) == 4
-    assert all(abs(f - e) <= 1 for f, e in zip(found, expected)), (found, expected)
+    assert all(abs(f - e) <= 1 for f, e in zip(found, expected, strict=True)), (found, expected)
     assert [s.transition for s in shots] == ["start", "cut", "cut", "cut", "cut"]
     # shots tile the sampled frames and the video's time
     assert shots[0].start_seq == 0 and shots[-1].end_seq == len(frames) - 1
-    assert all(a.end_seq + 1 == b.start_seq and a.end_s == b.start_s for a, b in zip(shots, shots[1:]))
+    assert all(a.end_seq + 1 == b.start_seq and a.end_s == b.start_s for a, b in zip(shots, shots[1:], strict=False))
     assert shots[-1].end_s == pytest.approx(duration)
     assert shots[0].boundary_confidence == 1.0 and all(0.5 <= s.boundary_confidence <= 1.0 for s in shots[1:])
 
@@ -180,7 +185,7 @@ def test_fade_and_dissolve_are_found_once_each(gradual_video):
     times = frames["timestamp_s"].to_numpy()
     assert len(shots) == 3, [(s.start_s, s.transition) for s in shots]
     tolerance = 1.0 / FPS + 1e-6
-    for shot, boundary in zip(shots[1:], truth["boundaries"]):
+    for shot, boundary in zip(shots[1:], truth["boundaries"], strict=True):
         start_time = times[shot.start_seq]
         assert boundary["transition_start"] - tolerance <= start_time <= boundary["transition_end"] + tolerance
     fade, dissolve = shots[1], shots[2]
@@ -195,7 +200,7 @@ def test_fast_pan_zoom_and_shake_are_not_cut(motion_video):
     shots, _ = detect_shots_in_frames(frames, duration_s=duration)
     expected = [_truth_seq(frames, b["time"]) for b in truth["boundaries"]]
     found = [s.start_seq for s in shots[1:]]
-    assert len(found) == 2 and all(abs(f - e) <= 1 for f, e in zip(found, expected)), (found, expected)
+    assert len(found) == 2 and all(abs(f - e) <= 1 for f, e in zip(found, expected, strict=True)), (found, expected)
     assert [s.kind for s in shots] == ["dynamic", "dynamic", "dynamic"]
 
 
@@ -221,17 +226,23 @@ def test_flashes_are_not_cut(flash_video):
 def test_vectors_are_used_only_when_they_see_the_clear_cuts(cuts_video):
     truth, frames, duration = cuts_video
     seen = {}
-    detect_shots_in_frames(frames, frames["frame_id"].to_numpy(), _source_vectors(truth, frames), duration_s=duration, report=seen)
+    detect_shots_in_frames(
+        frames, frames["frame_id"].to_numpy(), _source_vectors(truth, frames), duration_s=duration, report=seen
+    )
     assert seen["vectors_used"] and "clear visual boundaries" in seen["vectors_note"]
     # vectors that barely move across the cuts (a model that sees every picture alike) are left out
     rng = np.random.default_rng(3)
     common = rng.standard_normal(64)
     blind = common + 0.05 * rng.standard_normal((len(frames), 64))
     ignored = {}
-    shots, events = detect_shots_in_frames(frames, frames["frame_id"].to_numpy(), blind, duration_s=duration, report=ignored)
+    shots, events = detect_shots_in_frames(
+        frames, frames["frame_id"].to_numpy(), blind, duration_s=duration, report=ignored
+    )
     visual, _ = detect_shots_in_frames(frames, duration_s=duration)
     assert not ignored["vectors_used"] and "at least 0.150 needed" in ignored["vectors_note"]
-    assert [(s.start_seq, s.transition) for s in shots] == [(s.start_seq, s.transition) for s in visual] and events == []
+    assert [(s.start_seq, s.transition) for s in shots] == [
+        (s.start_seq, s.transition) for s in visual
+    ] and events == []
     none = {}
     detect_shots_in_frames(frames, duration_s=duration, report=none)
     assert none == {"vectors_used": False, "vectors_note": "no vectors given"}
@@ -356,8 +367,10 @@ def test_duplicates_take_their_kept_frames_vector(cuts_video):
     ids = kept["frame_id"].to_numpy()
     vectors = np.random.default_rng(0).standard_normal((len(ids), 8)).astype(np.float32)
     matrix = frame_embedding_matrix(frames, ids, vectors)
-    by_id = dict(zip(ids.tolist(), vectors))
-    for row, (frame_id, duplicate_of) in enumerate(zip(frames["frame_id"].to_pylist(), frames["duplicate_of"].to_pylist())):
+    by_id = dict(zip(ids.tolist(), vectors, strict=True))
+    for row, (frame_id, duplicate_of) in enumerate(
+        zip(frames["frame_id"].to_pylist(), frames["duplicate_of"].to_pylist(), strict=True)
+    ):
         np.testing.assert_array_equal(matrix[row], by_id[duplicate_of if duplicate_of is not None else frame_id])
     # a frame without a vector (an unreadable thumbnail) gets a NaN row, which detection tolerates
     matrix = frame_embedding_matrix(frames, ids[1:], vectors[1:])

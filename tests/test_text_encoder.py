@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 
 from media_assets import SearchClient
-from media_assets.encoders import (
+from media_assets.demo.random_clip import write_random_clip
+from media_assets.demo.synthetic_library import write_synthetic_library
+from media_assets.models.clip import (
     TEXT_QUANTIZATION_ENV,
     ClipEncoder,
     check_text_quantization,
     default_text_quantization,
 )
-from media_assets.testing import write_random_clip, write_synthetic_library
 from media_assets.warehouse import Warehouse
 
 WORDS = "a the cat dog on sofa beach night red car city people running snow mountain kitchen".split()
@@ -61,8 +62,10 @@ def test_int8_is_used_only_when_asked(clip_dir, fp32, int8):
     import torch
 
     assert fp32.text_quantization == "none" and int8.text_quantization == "int8"
-    for default in (ClipEncoder.load(str(clip_dir), device="cpu", text_quantization=None),
-                    ClipEncoder.load(str(clip_dir), device="cpu", text_quantization="none")):
+    for default in (
+        ClipEncoder.load(str(clip_dir), device="cpu", text_quantization=None),
+        ClipEncoder.load(str(clip_dir), device="cpu", text_quantization="none"),
+    ):
         assert default is fp32
     assert ClipEncoder.load(str(clip_dir), device="cpu", text_quantization="INT8") is int8  # loaded once
     # float32: the model's own text path, unchanged
@@ -82,7 +85,9 @@ def test_int8_is_used_only_when_asked(clip_dir, fp32, int8):
 
 
 def test_the_option_is_validated(clip_dir, monkeypatch):
-    assert [check_text_quantization(v) for v in (None, "", "none", "fp32", "int8", " Int8 ")] == ["none"] * 4 + ["int8"] * 2
+    assert [check_text_quantization(v) for v in (None, "", "none", "fp32", "int8", " Int8 ")] == ["none"] * 4 + [
+        "int8"
+    ] * 2
     for bad in ("int4", "fp16", 8, True):
         with pytest.raises(ValueError, match=r"text_quantization must be one of none, int8, got"):
             ClipEncoder.load(str(clip_dir), device="cpu", text_quantization=bad)
@@ -97,7 +102,7 @@ def test_the_option_is_validated(clip_dir, monkeypatch):
 
 def test_cuda_keeps_its_own_precision(clip_dir, monkeypatch):
     """No GPU here: a stand-in encoder under the CUDA key shows the option is ignored there."""
-    import media_assets.encoders as encoders
+    import media_assets.models.clip as encoders
 
     stand_in = object.__new__(ClipEncoder)
     monkeypatch.setattr(encoders, "resolve_device", lambda device: "cuda")

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-
-from media_assets import catalog
-from media_assets.server import create_app
-
 from test_server import build_small_warehouse
 
-SCREENSHOTS = Path(os.environ.get("MEDIA_ASSETS_SCREENSHOTS", Path(__file__).resolve().parent.parent / "warehouse" / "screenshots"))
+from media_assets.apps.server import create_app
+from media_assets.store import catalog
+
+SCREENSHOTS = Path(
+    os.environ.get("MEDIA_ASSETS_SCREENSHOTS", Path(__file__).resolve().parent.parent / "warehouse" / "screenshots")
+)
 
 
 def chromium_path() -> str:
@@ -56,7 +57,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
         yield browser
         browser.close()
 
@@ -88,7 +91,9 @@ def test_search_shows_cards_and_the_preview_plays_from_the_moment(site, browser)
     first.locator(".relevant").click()
     page.wait_for_function("document.querySelector('#status').textContent.startsWith('noted:')")
     assert "judged-relevant" in first.get_attribute("class")
-    judged = catalog.query(warehouse, "SELECT query, relevant, source, member_kind FROM feedback WHERE kind = 'relevance'").to_pylist()
+    judged = catalog.query(
+        warehouse, "SELECT query, relevant, source, member_kind FROM feedback WHERE kind = 'relevance'"
+    ).to_pylist()
     assert judged == [{"query": "a cat", "relevant": True, "source": "api", "member_kind": "frame"}]
 
     video_card = page.locator(".card.result", has=page.locator(".name", has_text=".mp4")).first
@@ -157,7 +162,10 @@ def test_dragging_a_noise_shot_onto_a_cluster_writes_a_pin(site, browser):
     pins = catalog.query(warehouse, "SELECT * FROM cluster_pins ORDER BY seq").to_pylist()
     assert len(pins) == pins_before + 1
     assert {k: pins[-1][k] for k in ("member_kind", "member_id", "cluster_id", "source")} == {
-        "member_kind": "shot", "member_id": shot_id, "cluster_id": cluster_id, "source": "api"
+        "member_kind": "shot",
+        "member_id": shot_id,
+        "cluster_id": cluster_id,
+        "source": "api",
     }
     assert page.locator(f".noise-shot[data-shot-id='{shot_id}']").count() == 0
     page.close()
@@ -175,10 +183,14 @@ def test_opening_a_cluster_and_moving_one_of_its_shots_to_another(site, browser)
     source.click()
     page.wait_for_selector("#cluster-detail:not([hidden]) .cluster-shot")
     members = page.locator("#cluster-members .cluster-shot")
-    size = catalog.query(warehouse, "SELECT size FROM clusters WHERE cluster_id = ?", [source_id]).to_pylist()[0]["size"]
+    size = catalog.query(warehouse, "SELECT size FROM clusters WHERE cluster_id = ?", [source_id]).to_pylist()[0][
+        "size"
+    ]
     assert members.count() == size
     assert 0 <= float(members.first.locator(".similarity").inner_text().lstrip("📌 ")) <= 1
-    characters = catalog.query(warehouse, "SELECT count(*) AS n FROM clusters WHERE parent_id = ?", [source_id]).to_pylist()[0]["n"]
+    characters = catalog.query(
+        warehouse, "SELECT count(*) AS n FROM clusters WHERE parent_id = ?", [source_id]
+    ).to_pylist()[0]["n"]
     assert page.locator("#cluster-characters .card.cluster").count() == characters
     shot_id = int(members.first.get_attribute("data-member-id"))
     members.first.drag_to(target)
@@ -186,7 +198,10 @@ def test_opening_a_cluster_and_moving_one_of_its_shots_to_another(site, browser)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "cluster-detail.png"), full_page=True)
     latest = catalog.query(
-        warehouse, "SELECT member_kind, member_id, cluster_id, source FROM cluster_pins WHERE member_id = ? ORDER BY seq DESC LIMIT 1", [shot_id]
+        warehouse,
+        "SELECT member_kind, member_id, cluster_id, source FROM cluster_pins WHERE member_id = ? "
+        "ORDER BY seq DESC LIMIT 1",
+        [shot_id],
     ).to_pylist()
     assert latest == [{"member_kind": "shot", "member_id": shot_id, "cluster_id": target_id, "source": "api"}]
     assert page.locator(f"#cluster-members .cluster-shot[data-member-id='{shot_id}']").count() == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dagster import DagsterInstance
 
-from ..warehouse import Warehouse
+from media_assets.warehouse import Warehouse
 
 # Kept equal to the instance settings of the repo's dagster.yaml (a test compares them); storage paths are
 # not set here because the instance's home folder *is* <warehouse>/dagster.

@@ -1,11 +1,10 @@
 """Resources: where the warehouse is and which CLIP model embeds frames."""
 
-
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from ..encoders import ClipEncoder
-from ..warehouse import Warehouse
+from media_assets.models.clip import ClipEncoder
+from media_assets.warehouse import Warehouse
 
 
 class WarehouseResource(ConfigurableResource):
@@ -13,18 +12,29 @@ class WarehouseResource(ConfigurableResource):
     MEDIA_ASSETS_VECTORS_URI, the warehouse's settings.json, and the defaults (./warehouse, <warehouse>/media)."""
 
     root: str = Field(default="", description="Warehouse folder; empty: $MEDIA_ASSETS_WAREHOUSE or ./warehouse")
-    media_root: str = Field(default="", description="Media folder; empty: $MEDIA_ASSETS_MEDIA_ROOT, settings.json or <warehouse>/media")
-    vectors_uri: str = Field(default="", description="LanceDB URI; empty: $MEDIA_ASSETS_VECTORS_URI or <warehouse>/vectors")
+    media_root: str = Field(
+        default="", description="Media folder; empty: $MEDIA_ASSETS_MEDIA_ROOT, settings.json or <warehouse>/media"
+    )
+    vectors_uri: str = Field(
+        default="", description="LanceDB URI; empty: $MEDIA_ASSETS_VECTORS_URI or <warehouse>/vectors"
+    )
 
     def get(self) -> Warehouse:
-        return Warehouse.at(self.root or None, media_root=self.media_root or None, vectors_uri=self.vectors_uri or None).ensure()
+        return Warehouse.at(
+            self.root or None, media_root=self.media_root or None, vectors_uri=self.vectors_uri or None
+        ).ensure()
 
 
 class ClipEncoderResource(ConfigurableResource):
     """A CLIP model loaded once per process (`transformers` AutoModel/AutoProcessor)."""
 
-    model: str = Field(default="", description="Hub model id or local folder; empty: $MEDIA_ASSETS_CLIP_MODEL or openai/clip-vit-base-patch32")
-    device: str = Field(default="auto", description="'auto' (CUDA with fp16 when present, else CPU), 'cpu', 'cuda', 'cuda:1'…")
+    model: str = Field(
+        default="",
+        description="Hub model id or local folder; empty: $MEDIA_ASSETS_CLIP_MODEL or openai/clip-vit-base-patch32",
+    )
+    device: str = Field(
+        default="auto", description="'auto' (CUDA with fp16 when present, else CPU), 'cpu', 'cuda', 'cuda:1'…"
+    )
     batch_size: int = Field(default=32, ge=1, le=4096, description="Frames per forward pass")
 
     def load(self) -> ClipEncoder:

@@ -6,21 +6,24 @@ are the ones `dagster dev` shows afterwards.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dagster import AssetKey, DagsterEventType
 
-from .. import catalog
-from ..encoders import ClipEncoder
-from ..frame_index import IndexReader
-from ..frames import purge_media
-from ..learning import current_version
-from ..media import MediaFile, media_id_for, scan_media
-from ..vectors import VectorStore
-from ..warehouse import Warehouse
-from .assets import media_files
-from .instance import instance_for
+from media_assets.definitions import build_definitions
+from media_assets.defs.instance import instance_for
+from media_assets.defs.partitions import media_files
+from media_assets.feedback.table import settled_seq
+from media_assets.ids import media_id_for
+from media_assets.media.discovery import MediaFile, scan_media
+from media_assets.models.clip import ClipEncoder
+from media_assets.search.index import IndexReader
+from media_assets.stages.frames import purge_media
+from media_assets.store import adapters, catalog
+from media_assets.store.adapters import current_version
+from media_assets.store.vectors import VectorStore
+from media_assets.warehouse import Warehouse
 
 
 @dataclass
@@ -49,7 +52,11 @@ def plan_ingest(warehouse: Warehouse, instance, model_id: str, *, force: bool = 
     dataset = VectorStore(warehouse).frame_vectors_dataset()
     if dataset is not None:
         table = dataset.to_table(columns=["media_id", "model_id"])
-        embedded = {m for m, model in zip(table["media_id"].to_pylist(), table["model_id"].to_pylist()) if model == model_id}
+        embedded = {
+            m
+            for m, model in zip(table["media_id"].to_pylist(), table["model_id"].to_pylist(), strict=True)
+            if model == model_id
+        }
     to_run, up_to_date = [], []
     for media_file in files:
         fresh = recorded.get(media_file.partition_key) == media_file.signature and media_file.media_id in embedded
@@ -86,8 +93,6 @@ def ingest(
     on_file: Callable[[MediaFile, bool, str], None] | None = None,
 ) -> IngestReport:
     """Register every media file as a partition and materialize the ones that need it."""
-    from ..definitions import build_definitions
-
     started = time.perf_counter()
     warehouse.ensure()
     encoder = ClipEncoder.load(clip_model or None, device=device)  # fail early, and warm the per-process cache
@@ -104,7 +109,11 @@ def ingest(
         on_start(plan)
     report = IngestReport(plan)
     defs = build_definitions(
-        str(warehouse.root), media_root=str(warehouse.media_root), clip_model=encoder.model_id, device=device, batch_size=batch_size
+        str(warehouse.root),
+        media_root=str(warehouse.media_root),
+        clip_model=encoder.model_id,
+        device=device,
+        batch_size=batch_size,
     )
     job = defs.resolve_job_def("ingest_media")
     run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -140,7 +149,11 @@ def _update_clusters(defs, instance, warehouse: Warehouse, loggers: dict, librar
     """Materialize `clusters` (and its checks) when shots or faces changed, or when there are none yet."""
     if not catalog.query(warehouse, "SELECT 1 FROM shots LIMIT 1").num_rows:
         return "no shots to cluster"
-    if not library_changed and not _pins_since_clustering(warehouse) and catalog.read_table(warehouse, "clusters").num_rows:
+    if (
+        not library_changed
+        and not _pins_since_clustering(warehouse)
+        and catalog.read_table(warehouse, "clusters").num_rows
+    ):
         return "up to date"
     result = defs.resolve_job_def("cluster_library").execute_in_process(
         instance=instance, run_config={"loggers": loggers}, raise_on_error=False, tags={"media_assets/source": "cli"}
@@ -160,7 +173,10 @@ def _update_clusters(defs, instance, warehouse: Warehouse, loggers: dict, librar
 def _refresh_adapted(defs, instance, loggers: dict) -> None:
     """With an embedding adapter current, new vectors go through it before the index and clusters read them."""
     result = defs.resolve_job_def("refresh_adapted").execute_in_process(
-        instance=instance, run_config={"loggers": loggers}, raise_on_error=False, tags={"media_assets/source": "cli"},
+        instance=instance,
+        run_config={"loggers": loggers},
+        raise_on_error=False,
+        tags={"media_assets/source": "cli"},
         asset_selection=[AssetKey("adapted_vectors")],
     )
     if not result.success:
@@ -169,12 +185,12 @@ def _refresh_adapted(defs, instance, loggers: dict) -> None:
 
 def refresh_after_adapter_change(warehouse: Warehouse) -> str:
     """Run `refresh_adapted` (adapted vectors, index, clusters) for the adapter now current, e.g. after a rollback."""
-    from ..definitions import build_definitions
-
     defs = build_definitions(str(warehouse.root), media_root=str(warehouse.media_root))
     result = defs.resolve_job_def("refresh_adapted").execute_in_process(
-        instance=instance_for(warehouse), run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        raise_on_error=False, tags={"media_assets/source": "cli"},
+        instance=instance_for(warehouse),
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        raise_on_error=False,
+        tags={"media_assets/source": "cli"},
     )
     return "refreshed" if result.success else f"refresh failed: {_failure_reason(result)}"
 
@@ -183,33 +199,41 @@ def learn_now(warehouse: Warehouse) -> list[str]:
     """Run `learn_from_feedback` on every feedback row written so far (what the feedback sensor requests
     once enough rows arrive): a candidate adapter, the gate's decision, and when promoted the adapted
     vectors, index and clusters. Returns lines that say what happened."""
-    from ..definitions import build_definitions
-    from ..feedback import settled_seq
-    from .. import learning
-
     through = settled_seq(warehouse, settle_s=0.0)
     if through is None:
         return ["no feedback yet: nothing to learn from"]
     defs = build_definitions(str(warehouse.root), media_root=str(warehouse.media_root))
     result = defs.resolve_job_def("learn_from_feedback").execute_in_process(
         instance=instance_for(warehouse),
-        run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}},
-                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
-        raise_on_error=False, tags={"media_assets/source": "cli"},
+        run_config={
+            "ops": {"embedding_adapter": {"config": {"through_seq": through}}},
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        },
+        raise_on_error=False,
+        tags={"media_assets/source": "cli"},
     )
     trained = result.asset_materializations_for_node("embedding_adapter")
     if not trained:
         return [f"training failed: {_failure_reason(result)}"]
     version = trained[0].metadata["version"].value
-    gate = [e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
-            and e.event_specific_data.asset_check_key.name == "adapter_improves_held_out"]
-    lines = [f"candidate adapter version {version} trained on {trained[0].metadata['feedback_rows'].value} feedback rows"]
+    gate = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+        and e.event_specific_data.asset_check_key.name == "adapter_improves_held_out"
+    ]
+    lines = [
+        f"candidate adapter version {version} trained on {trained[0].metadata['feedback_rows'].value} feedback rows"
+    ]
     if gate:
         lines.append(f"gate: {gate[0].metadata['reason'].value}")
     if result.success:
-        lines.append(f"adapter version {learning.current_version(warehouse)} is current; adapted vectors, index and clusters refreshed")
+        lines.append(
+            f"adapter version {adapters.current_version(warehouse)} is current; "
+            "adapted vectors, index and clusters refreshed"
+        )
     elif gate and not gate[0].passed:
-        lines.append(f"adapter version {learning.current_version(warehouse)} stays current (0: none)")
+        lines.append(f"adapter version {adapters.current_version(warehouse)} stays current (0: none)")
     else:
         lines.append(f"the refresh failed: {_failure_reason(result)}")
     return lines
@@ -217,15 +241,15 @@ def learn_now(warehouse: Warehouse) -> list[str]:
 
 def _pins_since_clustering(warehouse: Warehouse) -> bool:
     row = catalog.query(
-        warehouse, "SELECT (SELECT max(pinned_at) FROM cluster_pins) > coalesce((SELECT max(clustered_at) FROM clusters), '-infinity'::TIMESTAMPTZ) AS newer"
+        warehouse,
+        "SELECT (SELECT max(pinned_at) FROM cluster_pins) > "
+        "coalesce((SELECT max(clustered_at) FROM clusters), '-infinity'::TIMESTAMPTZ) AS newer",
     ).to_pylist()[0]
     return bool(row["newer"])
 
 
 def recluster(warehouse: Warehouse) -> str:
     """Run the `cluster_library` job now (e.g. after pinning), recorded in the warehouse's Dagster instance."""
-    from ..definitions import build_definitions
-
     defs = build_definitions(str(warehouse.root), media_root=str(warehouse.media_root))
     loggers = {"console": {"config": {"log_level": "CRITICAL"}}}
     return _update_clusters(defs, instance_for(warehouse), warehouse, loggers, library_changed=True)
@@ -244,6 +268,8 @@ def _update_index(defs, instance, warehouse: Warehouse, loggers: dict) -> str:
     )
     if not result.success:
         return f"update failed: {_failure_reason(result)}"
-    checks = [e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    checks = [
+        e.event_specific_data for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION
+    ]
     recall = checks[0].metadata["recall"].value if checks else None
     return f"updated ({reason}); recall@10 {recall:.3f}" if recall is not None else f"updated ({reason})"

@@ -1,8 +1,11 @@
-"""`media_sensor`: keeps the `media_files` partitions in step with the files under the media root."""
-
+"""The sensors: `media_sensor` keeps the `media_files` partitions in step with the files under the media
+root; `feedback_sensor` requests a retraining when enough new feedback has settled. (The automation
+sensors are in `automation`.)"""
 
 import json
+import os
 import time
+from dataclasses import dataclass
 
 from dagster import (
     DefaultSensorStatus,
@@ -10,28 +13,21 @@ from dagster import (
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
     sensor,
 )
 
-from .. import catalog
-from ..frames import purge_media
-from ..media import diff_media, media_id_for, scan_media
-from .assets import frame_embeddings, frames, media_files
-from .film_assets import clusters_job, faces, shots
-from .index_assets import index_job
-from .resources import WarehouseResource
-
-ingest_job = define_asset_job(
-    "ingest_media",
-    selection=[frames, frame_embeddings, shots, faces],
-    partitions_def=media_files,
-    description="Frames, CLIP embeddings, shots and faces of one media file.",
-)
+from media_assets.defs import jobs
+from media_assets.defs.partitions import media_files
+from media_assets.defs.resources import WarehouseResource
+from media_assets.feedback.table import settled_seqs
+from media_assets.ids import media_id_for
+from media_assets.media.discovery import diff_media, scan_media
+from media_assets.stages.frames import purge_media
+from media_assets.store import catalog
 
 
 @sensor(
-    jobs=[ingest_job, index_job, clusters_job],
+    jobs=[jobs.ingest_job, jobs.index_job, jobs.clusters_job],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Scans the media root: new files become partitions and are ingested, changed files "
@@ -50,8 +46,12 @@ def media_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource)
     for key in changes.deleted:
         purge_media(wh, media_id_for(key))
     requests = [
-        RunRequest(job_name=ingest_job.name, partition_key=key, run_key=f"{key}@{changes.signatures[key]}",
-                   tags={"media_assets/reason": reason})
+        RunRequest(
+            job_name=jobs.ingest_job.name,
+            partition_key=key,
+            run_key=f"{key}@{changes.signatures[key]}",
+            tags={"media_assets/reason": reason},
+        )
         for reason, keys in (("new", changes.new), ("changed", changes.changed))
         for key in keys
     ]
@@ -60,9 +60,12 @@ def media_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource)
         # the deleted file's frames and shots until some other change, so ask for their runs now
         gone = ",".join(sorted(changes.deleted))
         requests += [
-            RunRequest(job_name=job.name, run_key=f"{job.name} after deleting {gone} @{time.time_ns()}",
-                       tags={"media_assets/reason": "deleted"})
-            for job in (index_job, clusters_job)
+            RunRequest(
+                job_name=job.name,
+                run_key=f"{job.name} after deleting {gone} @{time.time_ns()}",
+                tags={"media_assets/reason": "deleted"},
+            )
+            for job in (jobs.index_job, jobs.clusters_job)
         ]
     partition_requests = []
     if changes.new:
@@ -77,3 +80,66 @@ def media_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource)
         f"{len(changes.new)} new, {len(changes.changed)} changed, {len(changes.deleted)} deleted media files"
     )
     return SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests, cursor=cursor)
+
+
+# how many new feedback rows start a retraining (MEDIA_ASSETS_FEEDBACK_MIN_ROWS overrides)
+DEFAULT_MIN_NEW_ROWS = 5
+
+
+def min_new_rows() -> int:
+    value = os.environ.get("MEDIA_ASSETS_FEEDBACK_MIN_ROWS", "")
+    return int(value) if value.strip() else DEFAULT_MIN_NEW_ROWS
+
+
+@sensor(
+    job=jobs.learning_job,
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=f"Requests a learn_from_feedback run once at least {DEFAULT_MIN_NEW_ROWS} new feedback rows "
+    "(MEDIA_ASSETS_FEEDBACK_MIN_ROWS) have settled; the cursor moves only past rows that run trains on.",
+)
+def feedback_sensor(context: SensorEvaluationContext, warehouse: WarehouseResource):
+    wh = warehouse.get()
+    cursor = FeedbackCursor.parse(context.cursor)
+    seqs = settled_seqs(wh)  # every row at or before the newest settled one (all settled, by definition)
+    through = seqs[-1] if seqs else None
+    # rows after the cursor, and rows that landed behind it after its tick (a write slower than the settling
+    # time, a clock that stepped back): the table is append-only, so more rows at or before the cursor's seq
+    # than it counted are late ones, and they count as new
+    after = sum(1 for seq in seqs if cursor.through is None or seq > cursor.through)
+    late = max(0, (len(seqs) - after) - cursor.rows)
+    new_rows = after + late
+    needed = min_new_rows()
+    if new_rows < needed:
+        return SkipReason(f"{new_rows} new settled feedback rows; a retraining needs {needed}")
+    # the run trains on every row up to `through`, the late ones included
+    context.update_cursor(FeedbackCursor(through, len(seqs)).dump())
+    return RunRequest(
+        run_key=f"feedback-through-{through}-{len(seqs)}",
+        run_config={"ops": {"embedding_adapter": {"config": {"through_seq": through}}}},
+        tags={"media_assets/feedback_rows": str(new_rows), "media_assets/late_feedback_rows": str(late)},
+    )
+
+
+@dataclass(frozen=True)
+class FeedbackCursor:
+    """`feedback_sensor`'s cursor: the seq the last requested run trains through, and how many rows had a seq
+    at or before it when it was requested."""
+
+    through: int | None = None
+    rows: int = 0
+
+    @classmethod
+    def parse(cls, text: str | None) -> "FeedbackCursor":
+        if not text:
+            return cls()
+        if text.strip().isdigit():  # the cursor as earlier versions wrote it: a seq alone
+            return cls(int(text), 0)
+        value = json.loads(text)
+        return cls(int(value["through"]), int(value["rows"]))
+
+    def dump(self) -> str:
+        return json.dumps({"through": self.through, "rows": self.rows})
+
+
+SENSORS = [media_sensor, feedback_sensor]
