@@ -13,13 +13,8 @@ The model (`AdapterSettings.kind`)
     y = normalise(W·x), W = I + D with D = 0 at the start (weight decay pulls D, not W, to zero: towards the
     identity). The same adapter is applied to image vectors and to text query vectors (they share CLIP's
     space). `apply` is numpy float32 in chunks of 8192 rows, deterministic, no torch needed; training is torch.
-    Why A starts small (init_scale 0.01, not 1): with large random A the hidden units stay random
-    projections, so the learned correction B·relu(A·x) fires on everything, also on content no feedback
-    covers; starting small, A learns units that respond to what the feedback is about. Measured on the
-    benchmark's feedback after 5 rounds (seeds 1 and 2): init 1.0 -> generic overlap 0.970 / 0.959 and
-    true held-out mAP@10 0.346 / 0.362; init 0.01 -> 0.998 / 0.999 and 0.375 / 0.383. Fewer steps
-    (epochs 80) and a lighter identity term (0.5) then generalised better still (0.425 / 0.431, generic
-    0.994 / 0.993); more training overfits the few hundred items feedback gives.
+    A starts small (init_scale 0.01, not 1), so that the learned correction responds to what the feedback
+    is about rather than to everything; measured in `docs/calibration.md` (Embedding adapter).
 
 Training signal (`Feedback`, all in "index space": row i of `vectors` is one item)
     * groups: items with the same known group (a cluster a person moved, merged, split or pinned them into)
@@ -41,8 +36,7 @@ Training signal (`Feedback`, all in "index space": row i of `vectors` is one ite
     `max_steps` (300) steps. Deterministic: initial weights and batches from `seed` (numpy generators,
     torch.manual_seed), `threads` torch threads while training (1 by default; the count is restored after);
     the same seed gives bit-identical weights across processes on one machine.
-    Time (1 thread, this 2-core machine with another process on one core): 40-250 feedback items of 512-d
-    (80 full steps): 1.5-2.5 s; 1,000-5,000 items (sampled, 300 steps): 17-20 s.
+    Training takes seconds for a few hundred feedback items (`docs/calibration.md`).
 
 Held-out evaluation (`split_feedback`, `evaluate`)
     The split is by items, so held-out items are never seen in training. With `item_keys`, an item is held
@@ -98,15 +92,8 @@ Files (`save`, `load`)
     weights files are removed after (a reader that read the old JSON a moment before may then find its
     weights gone: `AdapterFileError`, retry). Missing, corrupt or mismatched files raise `AdapterFileError`.
 
-Measured (`python benchmarks/feedback_loop.py`: 2,000 items of 512-d in 40 groups, 20 judgements a round)
-    True held-out mAP@10 0.225 (base) -> 0.234, 0.276, 0.361, 0.449, 0.552 after rounds 1-5, every
-    candidate promoted, none that lowered it; scene-clustering NMI of the held-out items 0.707 -> 0.743,
-    purity 0.945 -> 0.983. Seeds 1-3: gains 0.322, 0.203, 0.245, always monotone, no harmful promotion. The
-    shuffled-label candidate is refused every time. Note: it is refused because its own (shuffled) held-out
-    feedback shows no gain, not because it is useless: judged on the true labels it beats the base model
-    (0.402 against 0.225; shared "styles" are the hardest negatives whatever the labels, so training on any
-    labels pushes them apart), though far below the adapter in service (0.552). Synthetic data: confirm
-    the numbers, and `max_generic_drop`, on labelled real CLIP vectors.
+Measured: `python benchmarks/feedback_loop.py` (synthetic); the numbers are in `docs/benchmarks.md` and
+`docs/calibration.md` (Embedding adapter).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Why not fixed thresholds
     CLIP cosines live in a narrow band whose position depends on the material: unrelated pictures often
     reach 0.5-0.7 and the same scene 0.8-0.95. The original rule (a shot joins a scene at cosine ≥ 0.85, a
     face a character at ≥ 0.75, < 0.5 is noise) works only where the band happens to sit: below it, it
-    shreds real scenes into noise; above it, look-alike scenes merge (table below).
+    shreds real scenes into noise; above it, look-alike scenes merge (`docs/calibration.md`).
 
 Method, per level
     1. Distances. On unit vectors the euclidean distance sqrt(2 - 2 cos) is monotone in cosine; HDBSCAN
@@ -69,64 +69,12 @@ Rows (`ClusterResult`)
     `character_ids_kept`, `character_ids_new`: kept = the id existed in the previous run; `ids_vanished`,
     `max_id`).
 
-Calibration (measured; reproduce with `python -m media_assets.models.clusters`, the tests check seed 0)
-    `narrow_band_library`: 24 scenes of 2-25 shots in 512 dimensions, a shared mean direction plus a
-    scene direction plus per-shot noise of varying size; two of every three scenes come in look-alike pairs
-    (a shared family direction); 10% outlier shots, half stray, half near a scene (20% of its direction).
-    Each scene shows 1-4 characters of 2-12 face crops and ~15% extra faces, all faces around one library
-    face direction. Three bands (measured cosines, 5th/50th/95th percentile, seed 0):
-
-        scenes  low   within 0.71/0.81/0.88  between 0.47/0.54/0.61  outliers to nearest centroid 0.62/0.73/0.82
-                mid   within 0.82/0.89/0.94  between 0.64/0.69/0.75  (99.5th: 0.80)          0.75/0.83/0.89
-                high  within 0.90/0.94/0.97  between 0.75/0.79/0.84  (99.5th: 0.89)          0.83/0.89/0.93
-        faces   low   within 0.65/0.75/0.84  between 0.44/0.50/0.57                          0.61/0.65/0.80
-                mid   within 0.73/0.82/0.90  between 0.55/0.60/0.66                          0.70/0.73/0.85
-                high  within 0.81/0.88/0.93  between 0.66/0.70/0.75                          0.78/0.80/0.89
-
-    Mean of seeds 0-4 (372 shots, 494 faces per library; characters scored with the shots pinned to their
-    true scenes). Purity: share of clustered members in their cluster's majority true group (outliers
-    count as wrong); NMI with noise as one label; "fixed" = average linkage cut at 0.85 (scenes) / 0.75
-    (faces) plus the 0.5 floor:
-
-        level      band method   purity   NMI  noise rate  outliers in noise  true members in noise  clusters (true)
-        scene      low  fixed     1.000 0.370     0.765         1.000                0.742             14.4 (24)
-        scene      low  hdbscan   0.962 0.949     0.075         0.616                0.020             24.8 (24)
-        scene      mid  fixed     0.977 0.869     0.220         0.802                0.161             26.0 (24)
-        scene      mid  hdbscan   0.971 0.952     0.092         0.715                0.030             25.2 (24)
-        scene      high fixed     0.720 0.899     0.045         0.494                0.000             15.6 (24)
-        scene      high hdbscan   0.956 0.969     0.077         0.779                0.007             24.4 (24)
-        character  low  fixed     1.000 0.773     0.412         1.000                0.323             55.8 (64.2)
-        character  low  hdbscan   0.946 0.944     0.093         0.632                0.011             64.4 (64.2)
-        character  mid  fixed     0.941 0.917     0.127         0.613                0.052             65.8 (64.2)
-        character  mid  hdbscan   0.959 0.957     0.105         0.726                0.010             64.4 (64.2)
-        character  high fixed     0.932 0.944     0.075         0.566                0.000             63.6 (64.2)
-        character  high hdbscan   0.968 0.964     0.115         0.786                0.012             64.4 (64.2)
-
-    The fixed rule is only as good as its threshold's fit to the band: scenes lose 74% of their shots to
-    noise in the low band, 16% in the mid band, and look-alike pairs merge in the high band (15.6 clusters
-    for 24); characters lose a third to noise in the low band. Density clustering keeps NMI at 0.94-0.97
-    and true members in noise at 1-3% in every band.
-    Stray outlier shots all end in noise (5 seeds, every band); the misses are the "near" ones (23%, 42%,
-    56% of them in noise in the low, mid, high band), which sit as close to a scene as its loosest members.
-    Alternatives measured (scenes, mid band, NMI / outliers in noise / true members in noise): no relative
-    rule 0.940/0.60/0.030; `outlier_ratio` 1.5: 0.943/0.79/0.047, 1.75: 0.955/0.75/0.031, 2:
-    0.952/0.72/0.030, 2.5: 0.949/0.68/0.030 (2 is kept over 1.75 as the safer margin for real data, where
-    members spread less evenly than here); `min_cluster_size` 3 (or `min_samples` 3): 0.939/0.77/0.052
-    and pairs of shots can no longer be a scene; `min_samples` 1: identical to 2; `spread_floor` 0.01-0.04:
-    no change here. Characters (3 seeds, mid band, NMI / true members in noise): `context_size` 0:
-    0.944/0.029 (low band 0.922/0.071), 50: 0.950/0.011, 100: 0.951/0.015, 200: 0.947/0.024. These are
-    synthetic data: re-check against labelled real CLIP vectors when there are some; every number above
-    is a `ClusterSettings` field.
-
-Scale (the last lines of `python -m media_assets.models.clusters`)
-    Scenes: one n x n float32 distance matrix (5,000 shots: 100 MB) and HDBSCAN's O(n²) brute force;
-    5,000 shots of dimension 512 took 1.6-1.7 s on an idle 2-core machine and 3.2-4.6 s while other
-    processes kept the cores busy, about 40% of it scikit-learn's symmetry check of the precomputed matrix.
-    Memory grows with n² (20,000 shots: 1.6 GB for the matrix, plus scikit-learn's temporaries of the
-    same order) and is the limit; past that, cluster per-video prototypes first or give HDBSCAN a sparse
-    k-nearest-neighbour graph from the HNSW index. Characters: one HDBSCAN per scene over its faces plus
-    at most `context_size` others, with BLAS held to one thread (many small matrices); 7,266 faces in 351
-    scenes added about 1 s on the busy machine.
+Calibration
+    On synthetic libraries in three similarity bands (`narrow_band_library`), HDBSCAN with the relative
+    noise rule keeps NMI at 0.94-0.97 and true members in noise at 1-3 % in every band, where the fixed
+    thresholds lose up to 74 % of a scene's shots to noise or merge look-alike scenes. The tables, the
+    alternatives measured, and the cost at scale (`python -m media_assets.models.clusters` prints them;
+    the tests check seed 0) are in `docs/calibration.md` (Clusters).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ network's face probability, 0..1; the default threshold 0.9 is OpenCV Zoo's demo
 calibrated here (no model on this machine).
 
 **Which cascade.** Both `haarcascade_frontalface_default` and `haarcascade_frontalface_alt2` were
-measured (numbers below); `alt2` is used: at equal recall it gives a fraction of the false faces, and
+measured (`docs/calibration.md`); `alt2` is used: at equal recall it gives a fraction of the false faces, and
 its confidence separates faces from texture, which `default`'s does not.
 
 **Haar scoring.** One `detectMultiScale3(..., minNeighbors=0, outputRejectLevels=True)` pass returns the
@@ -28,42 +28,10 @@ threshold is 53.76; `default`'s threshold is -2.99, so its raw weights, e.g. 5.8
 margins of ~8.8.) A box is kept when `neighbors > min_neighbors` (OpenCV's meaning) and
 `score >= min_score`.
 
-**Calibration** (scikit-image photographs; scaleFactor 1.1, equalised histograms, `min_size` 24).
-Negatives: `chelsea`, `coffee`, `rocket`, `immunohistochemistry`, `retina`, `hubble_deep_field`, both
-`stereo_motorcycle` views, `coins`, `moon`, `page`, `text`, `brick`, `grass`, `gravel`, `colorwheel`,
-`clock`, `cell`, `logo`, each resized to longest side 512 and 320 (and as is when smaller than 512),
-each as decoded, JPEG q85, JPEG q60, Gaussian noise sigma 6, noise + q85: 225 images. `camera` (a man
-with a camera, head turned), same 10 variants: no box at all, the frontal cascade does not see him.
-Positives: `astronaut` at 512 and 320 px in the same 5 variants (10 images), plus 33 harder faces made
-from it: the face 26-160 px wide (small ones pasted into a 512x288 frame), rotated +-5/10/15 degrees,
-gamma 0.5-2.2, contrast 0.4-0.6, darkened to 35 %, blurred (sigma 1-3), noise sigma 8-15, JPEG q30,
-mirrored, and two copies side by side in one 512x256 frame. Boxes elsewhere in the astronaut images
-(her name tag got one) count as false faces. Numbers are `score / neighbors`, cascade `alt2` unless
-marked.
-
-- Astronaut's face: 512 px original 2.62 / 36 (IoU 0.77 with a hand-measured box), 320 px 2.97 / 42;
-  the 10 thumbnail variants 2.62-3.10, 33+ windows. Hard variants 1.90-3.86; lowest: face 36 px wide
-  1.90 / 8, rotated -15 degrees 1.90 / 4, face 26 px wide 2.21 / 5.
-- Highest false faces: the name tag of the astronaut rotated 5 degrees 2.47 / 4, her chest rotated
-  15 degrees 1.95 / 3, `stereo_motorcycle` right view 1.68 / 4 and 1.45 / 6, `coins` upscaled to 512
-  1.52 / 8 and 1.47 / 9 (the same spot in other variants: up to 1.45); other photographs below 1.2.
-- Hence `min_neighbors = 4` (5+ windows, OpenCV's default is 3) and `min_score = 1.75` (between the
-  highest false face with 5+ windows, 1.52, and the lowest face, 1.90): 0 false faces in the 235
-  negative and 43 positive images; the astronaut found in all 10 thumbnails and 32 of 33 hard variants
-  (lost: the -15 degree rotation, 4 windows). Neighbors alone need 10+ windows for 0 false faces
-  (32 -> 29 of 33 found); score alone (3+ windows) leaves the 2 false faces on the astronaut's suit.
-- Histogram equalisation, measured both ways: without it the best zero-false-face setting
-  (`min_neighbors` 5, `min_score` 2.0) finds 31 of 33 hard variants (also loses the 30 px face), and at
-  the settings above it lets 3 false faces through (`coins` 1.84 / 10). So `equalize=True`.
-- `default` cascade on the same images: 72 false faces with 5+ windows (106 without equalisation); its
-  level weight does not separate them (false-face margins up to 9.3, the astronaut's 5.1-11.6); 0 false
-  faces took 25+ windows and lost 8 of 33 hard variants. scaleFactor 1.2 is ~1.6x faster but loses
-  small faces (26 px: 2 windows); 1.05 is ~1.8x slower and raises false faces' windows more than faces'.
-
-These are one face in many variants, not a face benchmark: expect misses on small (< 30 px), turned
-(> ~15 degrees) or occluded faces, and a stray box on strongly face-like texture. A custom cascade
-(`model_path`) needs its own `min_score`/`min_neighbors`. Time: about 0.1-0.2 s per 512x512 thumbnail
-(scaleFactor 1.1, OpenCV's threads on 2 cores), 70 ms on average over the calibration images.
+**Calibration.** On scikit-image photographs (one face in 43 variants, 235 images without a face),
+`min_neighbors = 4` and `min_score = 1.75` gave no false face and found the face in 42 of the 43
+variants; histogram equalisation is on. The measurements, and what they do not cover, are in
+`docs/calibration.md` (Faces). A custom cascade (`model_path`) needs its own thresholds.
 """
 
 from __future__ import annotations
@@ -87,7 +55,7 @@ __all__ = [
 ]
 
 HAAR_CASCADE = "haarcascade_frontalface_alt2.xml"
-HAAR_MIN_SCORE = 1.75  # last-stage margin of alt2; see the calibration above
+HAAR_MIN_SCORE = 1.75  # last-stage margin of alt2; calibrated on scikit-image photographs (docs/calibration.md)
 YUNET_MIN_SCORE = 0.9  # OpenCV Zoo's default face probability threshold (not calibrated here)
 DETECTORS = ("haar", "yunet")
 _GROUP_EPS = 0.2  # OpenCV's detectMultiScale grouping tolerance

@@ -5,11 +5,8 @@ table already holds (`timestamp_s`, `change_score`, `pixel_change`, `sharpness`,
 present, one vector per frame (`frame_vectors`; a duplicate frame takes the vector of the frame it
 duplicates: `frame_embedding_matrix`). `detect_shots_in_frames` assembles those from a `frames` partition.
 
-Measured numbers below: `benchmarks/shots.py --seed 7`'s 16 tuning videos (8.3 video minutes, 640x360 mp4v,
-138 boundaries, fast pans up to 1.2 frame widths/s, 2.5x zooms, strong shake, 51 camera flashes) sampled
-at 1, 2 and 4 frames/s, with the frames stage's signals as of commit c36e5ca (histograms of 128-px
-copies); re-measured after thumbnails became bilinear between 1/2 and 1 scale: the same F1 at 2 frames/s
-(0.944), and 0.949 on the default held-out set (seed 11, 16 videos, 136 boundaries).
+The thresholds and the measured signal ranges quoted below come from `benchmarks/shots.py`'s tuning set;
+how they were measured, and the F1 scores, are in `docs/calibration.md` (Shots).
 
 0. **Vectors that see the cuts, or none.** Frame vectors take part only when, across the boundaries the
    pictures alone make clear (visual confidence ≥ `vector_check_confidence` = 0.75, 1.5x the threshold),
@@ -72,11 +69,6 @@ copies); re-measured after thumbnails became bilinear between 1/2 and 1 scale: t
    "talking head" (still camera, moving mouth) ≤ 0.0017; the gentlest moving shots (light handheld
    shake, slow zoom) ≥ 0.0073. `static_max_motion` = 0.004. Static shots get one keyframe (the middle
    of the core), dynamic ones three (core start, middle, end).
-
-Scores on the tuning set (visual only / with synthetic "oracle" vectors; tolerance ±1 sampled frame):
-F1 0.972 / 0.996 at 4 frames/s, 0.944 / 0.982 at 2, 0.840 / 0.898 at 1 (shots of 1.5-5 s are short for
-1 frame/s); on 10 held-out videos 0.957 / 0.994 at 4 and 0.950 / 0.972 at 2. PySceneDetect's
-ContentDetector on the same videos: 0.73.
 
 `Shot.boundary_confidence` (0..1) is the decision score capped at 1: 0.5 is "at the threshold", 1.0
 twice over it or more; the first shot has 1.0. It is not a probability.
