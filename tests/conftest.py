@@ -16,6 +16,22 @@ def tiny_clip(tmp_path_factory) -> Path:
     return write_random_clip(tmp_path_factory.mktemp("models") / "tiny-clip", size="tiny")
 
 
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory, tiny_clip):
+    """`media-assets demo` with the tiny random CLIP, built once per session: (root, the command's output).
+    Shared by test_cli and test_docs: read it, don't change it (copy the folder to write)."""
+    from click.testing import CliRunner
+
+    from media_assets.apps.cli import main
+
+    root = tmp_path_factory.mktemp("cli") / "warehouse"
+    result = CliRunner().invoke(
+        main, ["demo", "--warehouse", str(root), "--clip-model", str(tiny_clip)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return root, result.output
+
+
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch, tiny_clip) -> Warehouse:
     """An empty warehouse in a temp folder; the environment points every process at it."""

@@ -15,16 +15,6 @@ from media_assets.store import catalog
 from media_assets.warehouse import Warehouse
 
 
-@pytest.fixture(scope="module")
-def demo_warehouse(tmp_path_factory, tiny_clip):
-    root = tmp_path_factory.mktemp("cli") / "warehouse"
-    result = CliRunner().invoke(
-        main, ["demo", "--warehouse", str(root), "--clip-model", str(tiny_clip)], catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
-    return root, result.output
-
-
 def cli(*args, **kwargs):
     return CliRunner().invoke(main, [str(a) for a in args], **kwargs)
 
@@ -166,17 +156,3 @@ def test_make_test_model_writes_a_loadable_checkpoint(tmp_path):
     from media_assets.models.clip import ClipEncoder
 
     assert ClipEncoder.load(str(tmp_path / "m"), device="cpu").dim == 32
-
-
-def test_the_readmes_sql_examples_run(demo_warehouse):
-    """Every `media-assets sql "…"` example in the README runs on the demo warehouse."""
-    import re
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    examples = [sql for sql in re.findall(r'media-assets sql "((?:[^"\\]|\\.)*)"', readme) if sql.strip() != "SELECT …"]
-    assert len(examples) >= 8
-    root, _ = demo_warehouse
-    for sql in examples:
-        result = cli("sql", "--warehouse", root, sql)
-        assert result.exit_code == 0, (sql, result.output)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 
 import cv2
 from dagster import DagsterEventType, build_sensor_context
@@ -276,3 +277,16 @@ def test_definitions_load_as_dagster_dev_loads_them():
     }
     assert defs.resolve_assets_def("frame_embeddings").op.pool == "gpu"
     assert defs.resolve_assets_def("faces").op.pool == "gpu"
+
+
+def test_a_warehouses_instance_has_the_repos_concurrency_settings():
+    """`instance_for` writes the same pools and run limits as the repo's dagster.yaml (which `dagster dev` reads),
+    so the CLI's runs and the UI's are limited alike."""
+    import yaml
+
+    from media_assets.defs.instance import INSTANCE_YAML
+
+    repo = yaml.safe_load((Path(__file__).resolve().parent.parent / "dagster.yaml").read_text())
+    written = yaml.safe_load(INSTANCE_YAML)
+    assert written["concurrency"] == repo["concurrency"]
+    assert written["telemetry"] == repo["telemetry"]

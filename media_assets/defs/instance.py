@@ -20,6 +20,12 @@ concurrency:
     # assets in the `gpu` pool (frame embedding) run one at a time; no other pool is used
     default_limit: 1
     granularity: op
+  runs:
+    tag_concurrency_limits:
+      # learn_from_feedback and refresh_adapted (tagged so) run one at a time: the adapter and the vectors,
+      # index and clusters made from it change in one run at once
+      - key: media_assets/adapter
+        limit: 1
 telemetry:
   enabled: false
 """
