@@ -1,10 +1,10 @@
 """The warehouse's ids: stable integers that every table, vector and URL joins on.
 
 A media file's `media_id` is a stable 43-bit integer derived from its partition key (its path relative to
-the media root), so the same file keeps its id across re-materializations. Frame, shot and face ids are
-`media_id << FRAME_SEQ_BITS | n` (n = the frame's position among the file's sampled frames, or the shot's or
-face's index in the file), so `id >> 20` gives back the media id, in SQL too. All ids fit a signed 64-bit
-integer (`MAX_ID`), the catalog's BIGINT.
+the media root), so the same file keeps its id across re-materializations. Frame, shot, face, transcript
+segment and text ids are `media_id << FRAME_SEQ_BITS | n` (n = the frame's position among the file's sampled
+frames, or the row's index in the file), so `id >> 20` gives back the media id, in SQL too. All ids fit a
+signed 64-bit integer (`MAX_ID`), the catalog's BIGINT.
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ def media_id_of_frame(frame_id: int) -> int:
 def shot_id_for(media_id: int, shot_index: int) -> int:
     """Shot ids share the frame ids' layout: `media_id << 20 | shot_index`."""
     return frame_id_for(media_id, shot_index)
+
+
+def segment_id_for(media_id: int, segment_index: int) -> int:
+    """Transcript segment ids share the frame ids' layout: `media_id << 20 | segment_index`."""
+    return frame_id_for(media_id, segment_index)
+
+
+def text_id_for(media_id: int, index: int) -> int:
+    """Ids of screen-text rows and of text-vector rows share the frame ids' layout: `media_id << 20 | index`
+    (numbered per file and table)."""
+    return frame_id_for(media_id, index)
 
 
 def face_id_for(media_id: int, face_index: int) -> int:

@@ -17,15 +17,18 @@ from media_assets.ids import media_id_for
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+AUDIO_EXTENSIONS = frozenset({".mp3", ".m4a", ".aac", ".wav", ".flac", ".ogg", ".oga", ".opus"})
 
 
 def media_kind(path: str | os.PathLike) -> str | None:
-    """'video', 'image', or None for a file that is not media (by extension)."""
+    """'video', 'image', 'audio', or None for a file that is not media (by extension)."""
     suffix = Path(path).suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
     if suffix in IMAGE_EXTENSIONS:
         return "image"
+    if suffix in AUDIO_EXTENSIONS:
+        return "audio"
     return None
 
 

@@ -3,7 +3,8 @@
 Three kinds of table, each a folder `tables/<table>/` of Parquet files written to a temporary name and
 renamed into place (writers never open a database file, so any number of Dagster processes write at once
 while people and the search client read, and nobody waits on DuckDB's one-writer-per-file lock):
-- per media file (`media`, `frames`, `ingest_errors`, `shots`, `keyframes`, `shot_events`, `faces`): one
+- per media file (`media`, `frames`, `ingest_errors`, `shots`, `keyframes`, `shot_events`, `faces`,
+  `transcript_segments`, `transcript_words`, `screen_text`): one
   file per media file, `<media_id>.parquet`; re-materializing a partition replaces exactly its file and
   deleting a media file removes it;
 - global (`clusters`, `cluster_members`): one file, `current.parquet`, replaced by the `clusters` asset;
@@ -20,7 +21,7 @@ Column reference (stable names; later issues add tables, not renames):
 
 media: one row per media file that was probed
     media_id BIGINT, partition_key VARCHAR (path relative to the media root), path VARCHAR (absolute),
-    kind VARCHAR ('video'|'image'), size_bytes BIGINT, mtime_ns BIGINT, container VARCHAR, codec VARCHAR,
+    kind VARCHAR ('video'|'image'|'audio'), size_bytes BIGINT, mtime_ns BIGINT, container VARCHAR, codec VARCHAR,
     width INT, height INT (upright, EXIF applied), fps DOUBLE (nominal; NULL for images),
     duration_s DOUBLE, frame_count BIGINT (as the container reports it), frames_sampled INT,
     duplicate_frames INT, undecodable_frames INT, sampling VARCHAR ('fps=1' or 'every=30'),
@@ -37,7 +38,7 @@ frames: one row per sampled frame
     duplicate_of BIGINT (frame_id of that kept frame), run_id VARCHAR
 
 ingest_errors: the current error of each media file whose last materialization failed
-    media_id BIGINT, partition_key VARCHAR, path VARCHAR, stage VARCHAR ('frames'|'frame_embeddings'|'shots'|'faces'),
+    media_id BIGINT, partition_key VARCHAR, path VARCHAR, stage VARCHAR (the asset that failed),
     error_type VARCHAR, message VARCHAR, run_id VARCHAR, failed_at TIMESTAMP
 
 shots: one row per shot (a photo is one static shot)
@@ -60,6 +61,21 @@ faces: one row per face found on a keyframe
     face_id BIGINT (= media_id << 20 | n), media_id, shot_id, frame_id BIGINT, x, y, width, height REAL
     (the box as fractions of the frame), box_px INT[4] (x, y, w, h in thumbnail pixels), score REAL (the
     detector's), detector VARCHAR, crop_path VARCHAR (the CLIP crop, relative to the warehouse root), run_id
+
+transcript_segments: timed speech (or subtitle) segments of a media file with an audio or subtitle stream
+    segment_id BIGINT (= media_id << 20 | n, in time order), media_id BIGINT, start_s, end_s DOUBLE,
+    text VARCHAR, language VARCHAR (detected, or the subtitle stream's), avg_logprob, no_speech_prob DOUBLE
+    (the ASR's; NULL for subtitles), source VARCHAR ('asr' or 'subtitles:<sidecar file or stream>'),
+    model_id VARCHAR (the ASR model, or the subtitle source), run_id VARCHAR
+
+transcript_words: the words of the ASR segments, with their times
+    media_id BIGINT, segment_id BIGINT, start_s, end_s DOUBLE, word VARCHAR, probability DOUBLE
+
+screen_text: text on screen (OCR of keyframes and photos); the same text held over consecutive keyframes is
+    one row with its time span
+    text_id BIGINT (= media_id << 20 | n), media_id BIGINT, frame_id BIGINT (the first frame it was read
+    on), start_s, end_s DOUBLE, text VARCHAR (one line), box REAL[8] (the line's quadrilateral, x0 y0 .. x3
+    y3 as fractions of the frame), score REAL (the recogniser's, 0..1), model_id VARCHAR, run_id VARCHAR
 
 clusters: one row per cluster (view: adds `name VARCHAR`, the latest cluster_names row)
     cluster_id BIGINT (stable across re-clustering), level VARCHAR ('scene'|'character'), parent_id BIGINT
@@ -319,6 +335,48 @@ ADAPTERS_SCHEMA = pa.schema(
     ]
 )
 
+TRANSCRIPT_SEGMENTS_SCHEMA = pa.schema(
+    [
+        ("segment_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("text", pa.string()),
+        ("language", pa.string()),
+        ("avg_logprob", pa.float64()),
+        ("no_speech_prob", pa.float64()),
+        ("source", pa.string()),
+        ("model_id", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+
+TRANSCRIPT_WORDS_SCHEMA = pa.schema(
+    [
+        ("media_id", pa.int64()),
+        ("segment_id", pa.int64()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("word", pa.string()),
+        ("probability", pa.float64()),
+    ]
+)
+
+SCREEN_TEXT_SCHEMA = pa.schema(
+    [
+        ("text_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("frame_id", pa.int64()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("text", pa.string()),
+        ("box", pa.list_(pa.float32())),
+        ("score", pa.float32()),
+        ("model_id", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+
 # Tables with one Parquet file per media file (`<media_id>.parquet`), replaced by that file's runs.
 PARTITIONED_TABLES: dict[str, pa.Schema] = {
     "media": MEDIA_SCHEMA,
@@ -328,6 +386,9 @@ PARTITIONED_TABLES: dict[str, pa.Schema] = {
     "keyframes": KEYFRAMES_SCHEMA,
     "shot_events": SHOT_EVENTS_SCHEMA,
     "faces": FACES_SCHEMA,
+    "transcript_segments": TRANSCRIPT_SEGMENTS_SCHEMA,
+    "transcript_words": TRANSCRIPT_WORDS_SCHEMA,
+    "screen_text": SCREEN_TEXT_SCHEMA,
 }
 # Tables a global asset replaces as a whole (one file, `current.parquet`).
 GLOBAL_TABLES: dict[str, pa.Schema] = {
