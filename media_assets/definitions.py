@@ -1,19 +1,20 @@
 """The Dagster code location (`workspace.yaml` loads `defs` from here): a table of contents.
 
 Asset groups, one module each (`group_name` = module name): `media` (frames, frame_embeddings), `film`
-(shots, faces, clusters), `search` (hnsw_index), `learning` (feedback, embedding_adapter, promoted_adapter,
-adapted_vectors): their assets and checks are loaded from them. Then the jobs (`jobs.JOBS`), the sensors
-(`sensors.SENSORS`) and the automation sensors (`automation.SENSORS`), each listed in its own module.
+(shots, faces, clusters), `text` (transcripts, screen_text, text_vectors), `search` (hnsw_index), `learning`
+(feedback, embedding_adapter, promoted_adapter, adapted_vectors): their assets and checks are loaded from
+them. Then the jobs (`jobs.JOBS`), the sensors (`sensors.SENSORS`) and the automation sensors
+(`automation.SENSORS`), each listed in its own module.
 """
 
 from __future__ import annotations
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules, multiprocess_executor
 
-from media_assets.defs import automation, film, jobs, learning, media, search, sensors
-from media_assets.defs.resources import ClipEncoderResource, WarehouseResource
+from media_assets.defs import automation, film, jobs, learning, media, search, sensors, text
+from media_assets.defs.resources import ClipEncoderResource, SpeechResource, TextEncoderResource, WarehouseResource
 
-GROUPS = (media, film, search, learning)
+GROUPS = (media, film, text, search, learning)
 
 # Runs execute their steps in child processes forked from a per-run forkserver that has already imported the
 # heavy libraries once (instead of every step process importing torch and transformers anew).
@@ -24,7 +25,14 @@ executor = multiprocess_executor.configured(
 
 
 def build_definitions(
-    warehouse: str = "", *, media_root: str = "", clip_model: str = "", device: str = "auto", batch_size: int = 32
+    warehouse: str = "",
+    *,
+    media_root: str = "",
+    clip_model: str = "",
+    asr_model: str = "",
+    text_model: str = "",
+    device: str = "auto",
+    batch_size: int = 32,
 ) -> Definitions:
     """Definitions over one warehouse; empty arguments fall back to the environment and defaults."""
     return Definitions(
@@ -35,6 +43,8 @@ def build_definitions(
         resources={
             "warehouse": WarehouseResource(root=warehouse, media_root=media_root),
             "clip": ClipEncoderResource(model=clip_model, device=device, batch_size=batch_size),
+            "speech": SpeechResource(model=asr_model, device=device),
+            "text_encoder": TextEncoderResource(model=text_model, device=device),
         },
         executor=executor,
     )

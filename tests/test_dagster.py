@@ -95,7 +95,12 @@ def test_ingest_job_materializes_each_partition_and_fails_only_bad_files(warehou
     assert embed_md["model_id"].value == str(tiny_clip) and embed_md["device"].value == "cpu"
 
     checks = [e for e in outcomes["still.avi"].all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
-    assert len(checks) == 1 and checks[0].event_specific_data.passed
+    passed = {e.event_specific_data.asset_check_key.name: e.event_specific_data.passed for e in checks}
+    assert passed == {
+        "every_kept_frame_has_a_vector": True,
+        "segments_inside_the_file_and_apart": True,
+        "every_text_row_has_a_vector": True,
+    }
 
     errors = catalog.query(warehouse, "SELECT partition_key, stage, message FROM ingest_errors ORDER BY 1").to_pylist()
     assert [(e["partition_key"], e["stage"]) for e in errors] == [("broken.mp4", "frames"), ("empty.jpg", "frames")]
@@ -255,6 +260,9 @@ def test_definitions_load_as_dagster_dev_loads_them():
         "shots",
         "faces",
         "clusters",
+        "transcripts",
+        "screen_text",
+        "text_vectors",
         "feedback",
         "embedding_adapter",
         "promoted_adapter",
@@ -264,6 +272,7 @@ def test_definitions_load_as_dagster_dev_loads_them():
         "media_sensor",
         "index_automation",
         "clusters_automation",
+        "text_automation",
         "feedback_sensor",
         "adapted_vectors_automation",
     ):

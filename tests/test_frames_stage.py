@@ -7,8 +7,9 @@ import sys
 
 import cv2
 import duckdb
+import numpy as np
 import pytest
-from mediagen import photo, shots_video
+from mediagen import photo, shots_video, write_audio
 
 from media_assets.errors import MediaReadError
 from media_assets.ids import media_id_for, media_id_of_frame
@@ -82,6 +83,28 @@ def test_an_unreadable_file_is_recorded_and_leaves_nothing_behind(warehouse):
     shots_video(path, ["astronaut"], seconds_each=1.0)
     extract_frames(warehouse, stat_media_file(path, warehouse.media_root))
     assert catalog.query(warehouse, "SELECT count(*) AS n FROM ingest_errors").to_pylist()[0]["n"] == 0
+
+
+def test_an_audio_file_gets_a_media_row_and_no_frames(warehouse):
+    path = write_audio(warehouse.media_root / "voice.flac", np.zeros(int(2.5 * 16_000), np.float32))
+    media_file = stat_media_file(path, warehouse.media_root)
+    assert media_file.kind == "audio"
+    result = extract_frames(warehouse, media_file, run_id="r1")
+    assert result.kept == 0 and result.thumbnails == [] and not warehouse.thumbnail_dir(media_file.media_id).exists()
+    media = catalog.query(warehouse, "SELECT * FROM media").to_pylist()
+    assert len(media) == 1
+    row = media[0]
+    assert (row["kind"], row["container"], row["codec"], row["sampling"]) == ("audio", "flac", "flac", "audio")
+    assert (row["width"], row["height"], row["fps"], row["frames_sampled"]) == (0, 0, None, 0)
+    assert row["duration_s"] == pytest.approx(2.5, abs=0.01) and row["run_id"] == "r1"
+    assert catalog.read_partition(warehouse, "frames", media_file.media_id).num_rows == 0
+    # a corrupt audio file is an ingest error like a corrupt video
+    bad = warehouse.media_root / "bad.m4a"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypM4A " + b"garbage" * 100)
+    with pytest.raises(MediaReadError, match="bad.m4a"):
+        extract_frames(warehouse, stat_media_file(bad, warehouse.media_root))
+    errors = catalog.query(warehouse, "SELECT partition_key, stage FROM ingest_errors").to_pylist()
+    assert errors == [{"partition_key": "bad.m4a", "stage": "frames"}]
 
 
 def test_catalog_file_has_views_a_person_can_query(warehouse):

@@ -202,7 +202,7 @@ def test_filters_restrict_by_path_kind_time_and_cluster(library):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ({"kind": "audio"}, "kind must be one of"),
+        ({"kind": "sound"}, "kind must be one of"),
         ({"start_s": -1.0}, "non-negative"),
         ({"start_s": 5.0, "end_s": 2.0}, "before start_s"),
         ({"cluster_id": "7"}, "cluster_id must be an integer"),

@@ -74,7 +74,7 @@ def test_search_text_multi_expression_and_pagination(served):
         ({"q": "cat", "k": "ten"}, 422, ""),
         ({"q": "cat", "k": 1001}, 422, ""),
         ({"q": "cat", "offset": -1}, 422, ""),
-        ({"q": "cat", "kind": "audio"}, 422, ""),
+        ({"q": "cat", "kind": "sound"}, 422, ""),
         ({"q": "cat", "start_s": -1}, 422, ""),
         ({"q": "cat", "start_s": 5, "end_s": 1}, 422, "before start_s"),
         ({"q": "cat", "mode": "xor"}, 422, ""),

@@ -207,3 +207,49 @@ def test_opening_a_cluster_and_moving_one_of_its_shots_to_another(site, browser)
     assert page.locator(f"#cluster-members .cluster-shot[data-member-id='{shot_id}']").count() == 0
     assert not errors, errors
     page.close()
+
+
+def test_the_transcript_panel_follows_playback_and_a_click_on_a_line_seeks(site, browser):
+    """A video's stored transcript shows beside the player; clicking a line seeks the video there, and the
+    line being played is marked."""
+    warehouse, url = site
+    media_id = catalog.query(warehouse, "SELECT media_id FROM media WHERE partition_key = 'clips/a.mp4'").to_pylist()
+    media_id = media_id[0]["media_id"]
+    lines = [(0.2, 1.8, "Here is the astronaut."), (2.1, 3.9, "Now the cat on the sofa."), (4.2, 5.8, "And coffee.")]
+    segments = [
+        {
+            "segment_id": (media_id << 20) | n,
+            "media_id": media_id,
+            "start_s": start,
+            "end_s": end,
+            "text": text,
+            "language": "en",
+            "avg_logprob": -0.2,
+            "no_speech_prob": 0.01,
+            "source": "asr",
+            "model_id": "test",
+            "run_id": "test",
+        }
+        for n, (start, end, text) in enumerate(lines)
+    ]
+    catalog.replace_partition(warehouse, "transcript_segments", media_id, segments)
+    catalog.replace_partition(warehouse, "transcript_words", media_id, [])
+    page, errors = open_page(browser, url)
+    page.wait_for_selector("#health:has-text('files')")
+    page.select_option("#mode", "visual")
+    page.fill("#query", "a cat")
+    page.press("#query", "Enter")
+    page.wait_for_selector(".card.result")
+    page.locator(".card.result", has=page.locator(".name", has_text="clips/a.mp4")).first.click()
+    page.wait_for_selector("#transcript:not([hidden])")
+    items = page.locator("#transcript-lines li")
+    assert items.count() == 3 and "Now the cat on the sofa." in items.nth(1).inner_text()
+    page.wait_for_function("document.querySelector('#preview-video').readyState >= 1")
+    items.nth(1).click()
+    page.wait_for_function("Math.abs(document.querySelector('#preview-video').currentTime - 2.1) < 0.3")
+    page.wait_for_function("document.querySelectorAll('#transcript-lines li.current').length === 1")
+    assert "current" in items.nth(1).get_attribute("class")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "transcript.png"), full_page=True)
+    assert not errors, errors
+    page.close()

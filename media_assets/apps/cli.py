@@ -218,16 +218,28 @@ def demo(warehouse_dir, clip_model, device, batch_size, fps, every_n_frames, thu
     "--image", type=click.Path(path_type=Path), default=None, help="Search with an image file instead of text."
 )
 @click.option("--similar-to", "frame_id", type=int, default=None, help="Frames similar to this frame id.")
+@click.option(
+    "--mode",
+    type=click.Choice(["balanced", "text_heavy", "vision_heavy", "speech", "screen_text", "keyword", "visual"]),
+    default=None,
+    help="Search QUERY in what is seen, said and shown: moments that say why they matched (default: frames).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @_friendly_errors
-def search(warehouse_dir, query, k, image, frame_id, as_json) -> None:
-    """Find frames by text (QUERY), by --image, or --similar-to a frame."""
+def search(warehouse_dir, query, k, image, frame_id, mode, as_json) -> None:
+    """Find frames by text (QUERY), by --image, or --similar-to a frame; with --mode, moments of what is seen,
+    said and shown."""
     from media_assets.search.client import SearchClient, SearchError
 
     given = [x is not None for x in (query, image, frame_id)]
     if sum(given) != 1:
         raise SearchError("give exactly one of QUERY, --image PATH or --similar-to FRAME_ID")
     client = SearchClient(_existing(warehouse_dir))
+    if mode is not None:
+        if query is None:
+            raise SearchError("--mode searches a text QUERY")
+        _print_fused(client.search(query, mode=mode, k=k), as_json)
+        return
     if query is not None:
         hits = client.search_text(query, k)
     elif image is not None:
@@ -244,6 +256,24 @@ def search(warehouse_dir, query, k, image, frame_id, as_json) -> None:
     click.echo(f"{'similarity':>10}  {'time':>8}  {'frame_id':>16}  media")
     for hit in hits:
         click.echo(f"{hit.similarity:10.4f}  {_clock(hit.timestamp_s):>8}  {hit.frame_id:16d}  {hit.partition_key}")
+
+
+def _print_fused(moments, as_json: bool) -> None:
+    if as_json:
+        for moment in moments.to_dicts():
+            click.echo(json.dumps(moment))
+        return
+    if not len(moments):
+        click.echo("no results (is the warehouse built? try: media-assets status)")
+        return
+    click.echo(f"{'similarity':>10}  {'from':>8}  {'to':>8}  media / why")
+    for moment in moments:
+        click.echo(
+            f"{moment.similarity:10.4f}  {_clock(moment.start_s):>8}  {_clock(moment.end_s):>8}  {moment.partition_key}"
+        )
+        for reason in moment.why[:3]:
+            said = reason.marked.replace("\n", " / ") if reason.marked else f"looks like it ({reason.similarity:.3f})"
+            click.echo(f"{'':>32}{reason.modality:>12} {_clock(reason.start_s):>8}  {said[:100]}")
 
 
 def _clock(seconds: float) -> str:
@@ -359,6 +389,61 @@ def _print_status(warehouse: Warehouse) -> None:
 def status(warehouse_dir) -> None:
     """Counts per table and the media files whose ingest failed."""
     _print_status(_existing(warehouse_dir))
+
+
+@main.command()
+@warehouse_option
+@click.argument("media_file")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["srt", "vtt", "txt", "json"]),
+    default="srt",
+    show_default=True,
+    help="Subtitles (srt, vtt), plain text or JSON with the words' times.",
+)
+@click.option("--source", default=None, help="'asr', 'subtitles' or an exact source (default: the primary one).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to a file.")
+@_friendly_errors
+def transcript(warehouse_dir, media_file, fmt, source, output) -> None:
+    """Write the stored transcript of MEDIA_FILE (a path, or its key relative to the media root)."""
+    from media_assets.stages.transcripts import TranscriptNotFoundError, transcript_as
+
+    warehouse = _existing(warehouse_dir)
+    media_id = _media_id_of(warehouse, media_file)
+    try:
+        text = transcript_as(warehouse, media_id, fmt, source=source)
+    except TranscriptNotFoundError as exc:
+        raise ValueError(f"{media_file}: {exc} (materialize its transcripts: media-assets ingest)") from exc
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+def _media_id_of(warehouse: Warehouse, media_file: str) -> int:
+    """The media id of a file given by its path (absolute, or relative to here) or its partition key."""
+    from media_assets.store import catalog
+
+    candidates = {media_file}
+    path = Path(media_file).expanduser()
+    for absolute in (path.resolve(), (warehouse.media_root / media_file).resolve()):
+        candidates.add(str(absolute))
+        try:
+            candidates.add(absolute.relative_to(warehouse.media_root.resolve()).as_posix())
+        except ValueError:
+            pass
+    names = sorted(candidates)
+    marks = ", ".join("?" for _ in names)
+    rows = catalog.query(
+        warehouse,
+        f"SELECT media_id FROM media WHERE partition_key IN ({marks}) OR path IN ({marks})",
+        names + names,
+    ).to_pylist()
+    if not rows:
+        raise ValueError(f"{media_file}: not in the warehouse's media (see: media-assets status)")
+    return int(rows[0]["media_id"])
 
 
 @main.command()

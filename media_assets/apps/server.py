@@ -44,11 +44,19 @@ from media_assets.search.client import (
     UnknownIdError,
     cosine_to_similarity,
 )
+from media_assets.search.fusion import MODES as FUSED_MODES
+from media_assets.stages.transcripts import TranscriptNotFoundError, transcript_as
 from media_assets.store import catalog
 from media_assets.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
+SEARCH_MODES = ("and", "or", *FUSED_MODES)
+TRANSCRIPT_TYPES = {
+    "srt": "application/x-subrip; charset=utf-8",
+    "vtt": "text/vtt; charset=utf-8",
+    "txt": "text/plain; charset=utf-8",
+}
 MAX_UPLOAD_BYTES = 10 * 2**20
 # a multipart request carries the file plus its boundaries and part headers
 MAX_UPLOAD_REQUEST_BYTES = MAX_UPLOAD_BYTES + 64 * 2**10
@@ -65,7 +73,7 @@ WEB_FILES = {
 K = Annotated[int, Query(ge=1, le=MAX_K, description="How many results")]
 OFFSET = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Results to skip (pagination)")]
 MEDIA = Annotated[list[str] | None, Query(description="Media paths or globs relative to the media root (repeatable)")]
-KIND = Annotated[str | None, Query(pattern="^(video|image)$")]
+KIND = Annotated[str | None, Query(pattern="^(video|image|audio)$")]
 START = Annotated[float | None, Query(ge=0, description="Only frames at or after this time (s)")]
 END = Annotated[float | None, Query(ge=0, description="Only frames at or before this time (s)")]
 CLUSTER = Annotated[int | None, Query(ge=0, le=MAX_ID, description="Only frames of this cluster's shots")]
@@ -265,7 +273,15 @@ def create_app(
         expr: Annotated[
             str | None, Query(description="Weighted expression, e.g. 2×'beach' + frame:123 − 'people'")
         ] = None,
-        mode: Annotated[str, Query(pattern="^(and|or)$", description="How several q combine")] = "and",
+        mode: Annotated[
+            str,
+            Query(
+                pattern=f"^({'|'.join(SEARCH_MODES)})$",
+                description="and/or: how several q combine (frames). A fused mode searches one q in what is seen, "
+                "said and shown and returns moments that say why: balanced (0.5 text / 0.5 vision), text_heavy, "
+                "vision_heavy, or one modality: speech, screen_text, keyword, visual",
+            ),
+        ] = "and",
         k: K = 20,
         offset: OFFSET = 0,
         media: MEDIA = None,
@@ -273,11 +289,26 @@ def create_app(
         start_s: START = None,
         end_s: END = None,
         cluster_id: CLUSTER = None,
+        timeline_buckets: Annotated[
+            int, Query(ge=0, le=1000, description="With a fused mode: each video's visual timeline (0: none)")
+        ] = 0,
     ):
-        """Frames for a text, several texts (AND/OR) or a weighted expression, best first."""
+        """Frames for a text, several texts (AND/OR) or a weighted expression, best first; with a fused `mode`,
+        moments of what is seen, said and shown, each saying why it matched."""
         chosen = filters(media, kind, start_s, end_s, cluster_id)
         if (not q) == (expr is None):
             raise SearchError("give either q (one or more) or expr")
+        if mode in FUSED_MODES:
+            if expr is not None or len(q) != 1:
+                raise SearchError(f"mode={mode} searches one q")
+            found = client.search(q[0], mode=mode, k=k, offset=offset, filters=chosen)
+            results = _public_fused(found.to_dicts())
+            if timeline_buckets:
+                media_ids = list(dict.fromkeys(m["media_id"] for m in results if m["kind"] == "video"))
+                lines = {t.media_id: t.to_dict() for t in client.timelines(q[0], media_ids, buckets=timeline_buckets)}
+                for moment in results:
+                    moment["timeline"] = lines.get(moment["media_id"])
+            return {"results": results, "k": k, "offset": offset, "mode": mode, "weights": found.weights}
         if expr is not None:
             hits = client.search_expression(expr, k, offset=offset, filters=chosen, allow_files=False)
         elif len(q) == 1:
@@ -344,6 +375,28 @@ def create_app(
     ):
         """The text's similarity over one video's time, per bucket."""
         return client.timeline(q, media_id, buckets=buckets).to_dict()
+
+    @app.get(
+        "/transcript/{media_id}",
+        responses={200: {"content": {"application/json": {}, "text/vtt": {}, "application/x-subrip": {}}}},
+    )
+    def transcript(
+        media_id: MEDIA_ID,
+        format: Annotated[str, Query(pattern="^(json|srt|vtt|txt)$", description="json, srt, vtt or txt")] = "json",
+        source: Annotated[
+            str | None, Query(max_length=200, description="'asr', 'subtitles' or an exact source")
+        ] = None,
+    ):
+        """One file's stored transcript: JSON segments with their words' times, or subtitles (SRT, WebVTT)."""
+        if not catalog.query(warehouse, "SELECT 1 FROM media WHERE media_id = ?", [media_id]).num_rows:
+            raise UnknownIdError(f"unknown media id {media_id}")
+        try:
+            text = transcript_as(warehouse, media_id, format, source=source)
+        except TranscriptNotFoundError as exc:
+            raise HTTPException(404, f"media {media_id} has no transcript ({exc})") from exc
+        if format == "json":
+            return Response(text, media_type="application/json")
+        return Response(text, media_type=TRANSCRIPT_TYPES[format])
 
     @app.get("/similar/frame/{frame_id}")
     def similar_frame(
@@ -564,6 +617,19 @@ def _scored_member(member: dict) -> dict:
 
 def _public_row(row: dict) -> dict:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+
+
+def _public_fused(moments: list[dict]) -> list[dict]:
+    """Fused moments with URLs; an audio file's moment has no thumbnail."""
+    return [
+        {k: v for k, v in m.items() if k not in ("thumbnail_path", "media_path")}
+        | {
+            "thumbnail_url": f"/frame/{m['best_frame_id']}" if m["best_frame_id"] is not None else None,
+            "video_url": f"/video/{m['media_id']}",
+            "matched_words": sorted({w for reason in m["why"] for w in reason["words"]}),
+        }
+        for m in moments
+    ]
 
 
 def _public_moments(moments: list[dict]) -> list[dict]:

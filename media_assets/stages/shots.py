@@ -91,16 +91,20 @@ def make_shot_list(
     `shot_vectors`."""
     started = time.perf_counter()
     frames = catalog.read_partition(warehouse, "frames", media_id)
-    if frames is None or len(frames) == 0:
+    if frames is None:
         raise MissingFramesError(f"media {media_id} has no frames in the catalog; materialize its frames first")
     frames = frames.sort_by("seq")
     media = catalog.read_partition(warehouse, "media", media_id)
     duration = media["duration_s"][0].as_py() if media is not None and len(media) else None
     frame_ids, vectors, model_id = _frame_vectors_of(warehouse, media_id) if use_vectors else (None, None, "")
     detection: dict = {}
-    shots, events = detect_shots_in_frames(
-        frames, frame_ids, vectors, settings=settings, duration_s=duration, report=detection
-    )
+    if len(frames) == 0:  # an audio file, or a video none of whose frames decoded: no pictures, no shots
+        shots, events = [], []
+        detection["vectors_note"] = "no sampled frames"
+    else:
+        shots, events = detect_shots_in_frames(
+            frames, frame_ids, vectors, settings=settings, duration_s=duration, report=detection
+        )
 
     seq_frame_ids = frames["frame_id"].to_pylist()
     timestamps = frames["timestamp_s"].to_pylist()

@@ -11,18 +11,20 @@ from __future__ import annotations
 import duckdb
 
 from media_assets.store.catalog import create_views
+from media_assets.store.text_vectors import TEXT_VECTORS, TextVectorStore
 from media_assets.store.vectors import ID_COLUMNS, VectorStore
 from media_assets.warehouse import Warehouse
 
 
 def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the catalog's views; with the vector tables (`frame_vectors`,
-    `shot_vectors`, `face_vectors`) too if asked."""
+    `shot_vectors`, `face_vectors`, `text_vectors`) too if asked."""
     con = duckdb.connect(":memory:")
     create_views(con, warehouse)
     if with_vectors:
-        for name in ID_COLUMNS:
-            dataset = VectorStore(warehouse, name).dataset()
+        datasets = {name: VectorStore(warehouse, name).dataset() for name in ID_COLUMNS}
+        datasets[TEXT_VECTORS] = TextVectorStore(warehouse).dataset()
+        for name, dataset in datasets.items():
             if dataset is not None:
                 con.register(name, dataset)
     return con

@@ -55,20 +55,53 @@ function filters() {
   return params;
 }
 
+// why a fused moment matched: the words said (marked) and when, the line on screen, the visual similarity
+function whyLines(reasons) {
+  const div = document.createElement("div");
+  div.className = "why";
+  for (const reason of reasons.slice(0, 3)) {
+    const line = document.createElement("div");
+    if (reason.modality === "visual") {
+      line.className = "seen";
+      line.textContent = `looks like it (${(reason.similarity ?? 0).toFixed(3)})`;
+    } else {
+      line.className = reason.source === "screen_text" ? "shown" : "said";
+      const time = document.createElement("span");
+      time.className = "muted";
+      time.textContent = `${clock(reason.start_s)} `;
+      line.append(time, markedText(reason.marked));
+    }
+    div.append(line);
+  }
+  return div;
+}
+
+function markedText(marked) {
+  // `marked` has the query's words as **word**: show them as <mark>, never as HTML
+  const span = document.createElement("span");
+  marked.split("**").forEach((part, i) => {
+    if (i % 2) { const mark = document.createElement("mark"); mark.textContent = part; span.append(mark); }
+    else span.append(part);
+  });
+  return span;
+}
+
 function card(item) {
   // item: a moment (start_s/end_s) or a frame hit (timestamp_s)
   const div = document.createElement("div");
   div.className = "card result";
   div.tabIndex = 0;
   const time = item.start_s !== undefined
-    ? (item.kind === "video" ? `${clock(item.start_s)}–${clock(item.end_s)}` : "photo")
-    : (item.kind === "video" ? clock(item.timestamp_s) : "photo");
+    ? (item.kind === "image" ? "photo" : `${clock(item.start_s)}–${clock(item.end_s)}`)
+    : (item.kind === "image" ? "photo" : clock(item.timestamp_s));
   div.innerHTML = `<img loading="lazy" alt=""><div class="meta"><span class="name"></span>
     <span class="row"><span class="time"></span><span class="similarity"></span></span></div>
     <div class="heatmap"></div><div class="actions"><button class="more" type="button">More like this</button>
     <span class="judge" hidden><button class="relevant" type="button" title="a good result for this query">✓ Good</button>
     <button class="not-relevant" type="button" title="not what this query asks for">✗ Not</button></span></div>`;
-  div.querySelector("img").src = item.thumbnail_url;
+  if (item.thumbnail_url) div.querySelector("img").src = item.thumbnail_url;
+  else div.querySelector("img").classList.add("no-picture");
+  if (item.why) div.querySelector(".meta").after(whyLines(item.why));
   div.querySelector(".name").textContent = item.partition_key;
   div.querySelector(".time").textContent = time;
   div.querySelector(".similarity").textContent = item.similarity.toFixed(3);
@@ -120,9 +153,10 @@ async function searchText(query) {
   const params = filters();
   params.set("q", query);
   params.set("k", "24");
+  params.set("mode", $("#mode").value);
   params.set("timeline_buckets", "48");
   try {
-    const body = await api(`/moments?${params}`);
+    const body = await api(`/search?${params}`);
     showResults(body.results, `${body.results.length} moments for “${query}”`);
   } catch (error) {
     $("#status").textContent = error.message;
@@ -157,14 +191,15 @@ function openPreview(item, element) {
   document.querySelectorAll(".card.selected").forEach((c) => c.classList.remove("selected"));
   element.classList.add("selected");
   state.selected = item;
-  const start = item.start_s ?? item.timestamp_s ?? 0;
+  // a fused moment plays from its strongest reason (the words said, the slide shown), else from its start
+  const start = (item.why && item.why.length ? item.why[0].start_s : null) ?? item.start_s ?? item.timestamp_s ?? 0;
   $("#preview").hidden = false;
   $("#preview-title").textContent = item.partition_key;
-  $("#preview-info").textContent = item.kind === "video"
+  $("#preview-info").textContent = item.kind !== "image"
     ? `from ${clock(start)}${item.end_s !== undefined ? ` to ${clock(item.end_s)}` : ""} · similarity ${item.similarity.toFixed(3)}`
     : `photo · similarity ${item.similarity.toFixed(3)}`;
   const video = $("#preview-video"), image = $("#preview-image");
-  if (item.kind === "video") {
+  if (item.kind !== "image") {
     image.hidden = true;
     video.hidden = false;
     const seek = () => { video.currentTime = start; video.play().catch(() => {}); };
@@ -176,13 +211,95 @@ function openPreview(item, element) {
       video.addEventListener("loadedmetadata", seek, { once: true });
     }
     renderHeatmap($("#preview-timeline"), item.timeline, (t) => { video.currentTime = t; });
+    loadTranscript(item, video);
   } else {
     video.pause();
     video.hidden = true;
     image.hidden = false;
     image.src = item.video_url;
     $("#preview-timeline").replaceChildren();
+    $("#transcript").hidden = true;
   }
+}
+
+// the transcript beside the player: the line being said follows playback, a click on a line seeks there,
+// and the words a search matched are marked
+function markWords(text, words) {
+  const span = document.createElement("span");
+  if (!words || !words.length) { span.textContent = text; return span; }
+  const pattern = new RegExp(`\\b(${words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})`, "gi");
+  let last = 0;
+  for (const match of text.matchAll(pattern)) {
+    span.append(text.slice(last, match.index));
+    const mark = document.createElement("mark");
+    mark.textContent = match[0];
+    span.append(mark);
+    last = match.index + match[0].length;
+  }
+  span.append(text.slice(last));
+  return span;
+}
+
+async function loadTranscript(item, video) {
+  const panel = $("#transcript"), list = $("#transcript-lines");
+  const mediaId = String(item.media_id);
+  if (panel.dataset.mediaId === mediaId && list.children.length) {
+    highlightWords(item.matched_words);
+    return;
+  }
+  panel.dataset.mediaId = mediaId;
+  list.replaceChildren();
+  panel.hidden = true;
+  let body;
+  try {
+    body = await api(`/transcript/${mediaId}?format=json`);
+  } catch (error) {
+    return; // no transcript (never transcribed, or no speech): no panel
+  }
+  if (panel.dataset.mediaId !== mediaId || !body.segments || !body.segments.length) return;
+  $("#transcript-source").textContent = body.source ? `(${body.source})` : "";
+  for (const segment of body.segments) {
+    const li = document.createElement("li");
+    li.dataset.start = segment.start_s;
+    li.dataset.end = segment.end_s;
+    const time = document.createElement("span");
+    time.className = "time";
+    time.textContent = clock(segment.start_s);
+    const text = document.createElement("span");
+    text.className = "text";
+    text.dataset.text = segment.text;
+    li.append(time, text);
+    li.addEventListener("click", () => { video.currentTime = segment.start_s; video.play().catch(() => {}); });
+    list.append(li);
+  }
+  highlightWords(item.matched_words);
+  panel.hidden = false;
+  followPlayback(video);
+}
+
+function highlightWords(words) {
+  for (const text of $("#transcript-lines").querySelectorAll(".text")) {
+    text.replaceChildren(markWords(text.dataset.text, words));
+  }
+}
+
+function followPlayback(video) {
+  const update = () => {
+    const t = video.currentTime;
+    let current = null;
+    for (const li of $("#transcript-lines").children) {
+      const on = t >= Number(li.dataset.start) && t < Number(li.dataset.end);
+      li.classList.toggle("current", on);
+      if (on) current = li;
+    }
+    if (current) current.scrollIntoView({ block: "nearest" });
+  };
+  if (!video.dataset.followsTranscript) {
+    video.addEventListener("timeupdate", update);
+    video.addEventListener("seeked", update);
+    video.dataset.followsTranscript = "1";
+  }
+  update();
 }
 
 $("#preview-close").addEventListener("click", () => { $("#preview").hidden = true; $("#preview-video").pause(); });
@@ -196,6 +313,7 @@ $("#search-form").addEventListener("submit", (event) => {
   else $("#status").textContent = "type what you are looking for";
 });
 $("#kind").addEventListener("change", () => { if (state.query) searchText(state.query); });
+$("#mode").addEventListener("change", () => { if (state.query) searchText(state.query); });
 
 // search by dropping an image anywhere on the search view
 let dragDepth = 0;
