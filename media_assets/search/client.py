@@ -362,7 +362,7 @@ class FusedMoment:
     similarity: float  # Σ weight · evidence over the modalities, 0..1 (see search.fusion)
     modalities: tuple[str, ...]  # the modalities whose evidence is at least fusion.MATCH_EVIDENCE
     why: tuple[Reason, ...]  # one per modality that contributed, largest contribution first
-    best_frame_id: int | None  # the visual match's frame, else the frame shown at the moment's start
+    best_frame_id: int | None  # the strongest reason's frame: the visual match's, else the one shown at its time
     best_timestamp_s: float | None
     thumbnail_path: str | None  # None for audio files
 
@@ -777,12 +777,14 @@ class SearchClient:
         words = [w for w in query_words(query) if w not in fusion.STOP_WORDS]
         members = sorted(group.members.values(), key=lambda c: (-weights[c.modality] * c.evidence, c.modality))
         why = tuple(self._reason(c, words, segments) for c in members)
-        visual = group.members.get("visual")
+        # the picture of the strongest reason: the visual match's frame, else the frame shown when the words
+        # were said or the line was on screen (where the page plays the moment from)
+        strongest = members[0] if members else None
         best_frame, best_time, thumbnail = None, None, None
-        if visual is not None and visual.frame_id is not None:
-            row = table.rows_of(np.array([visual.frame_id]))[0]
+        if strongest is not None and strongest.modality == "visual" and strongest.frame_id is not None:
+            row = table.rows_of(np.array([strongest.frame_id]))[0]
         else:
-            row = _frame_at(table, group.media_id, group.start_s)
+            row = _frame_at(table, group.media_id, why[0].start_s if why else group.start_s)
         if row >= 0:
             best_frame, best_time = int(table.frame_id[row]), float(table.timestamp_s[row])
             thumbnail = str(self.warehouse.root / table.thumbnail_path[row])

@@ -59,11 +59,16 @@ function filters() {
 function whyLines(reasons) {
   const div = document.createElement("div");
   div.className = "why";
-  for (const reason of reasons.slice(0, 3)) {
+  const shown = new Set();
+  for (const reason of reasons) {
+    // the words said can match twice (their meaning and their exact words): show them once
+    const key = `${reason.source}|${reason.start_s}|${reason.marked}`;
+    if (shown.has(key) || shown.size >= 3) continue;
+    shown.add(key);
     const line = document.createElement("div");
     if (reason.modality === "visual") {
       line.className = "seen";
-      line.textContent = `looks like it (${(reason.similarity ?? 0).toFixed(3)})`;
+      line.textContent = `similarity ${(reason.similarity ?? 0).toFixed(3)}`;
     } else {
       line.className = reason.source === "screen_text" ? "shown" : "said";
       const time = document.createElement("span");
