@@ -31,6 +31,7 @@ import av
 import numpy as np
 
 from media_assets.errors import MediaReadError
+from media_assets.media.decoding import check_readable
 
 SAMPLE_RATE = 16_000  # Hz: what Whisper models (and faster-whisper) expect
 # A stream whose packets fail to decode more often than this is corrupt, not merely damaged in places.
@@ -81,12 +82,7 @@ class AudioProbe:
 
 
 def _open(path: Path):
-    if not path.exists():
-        raise MediaReadError(path, "file does not exist")
-    if not path.is_file():
-        raise MediaReadError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise MediaReadError(path, "file is empty (0 bytes)")
+    check_readable(path)
     try:
         return av.open(str(path), "r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:

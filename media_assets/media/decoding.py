@@ -75,7 +75,8 @@ class DecodeStats:
     notes: list[str] = field(default_factory=list)
 
 
-def _check_readable(path: Path) -> None:
+def check_readable(path: Path) -> None:
+    """MediaReadError unless `path` is a non-empty regular file this process can read."""
     if not path.exists():
         raise MediaReadError(path, "file does not exist")
     if not path.is_file():
@@ -113,7 +114,7 @@ def probe(path: str | Path) -> Probe:
     kind = media_kind(path)
     if kind is None:
         raise MediaReadError(path, f"unsupported file type {path.suffix!r}")
-    _check_readable(path)
+    check_readable(path)
     container = path.suffix.lower().lstrip(".")
     if kind == "image":
         image = load_image(path)

@@ -34,6 +34,7 @@ import numpy as np
 
 from media_assets.errors import ModelLoadError
 from media_assets.media.prefetch import prefetch
+from media_assets.models.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,6 @@ def check_text_quantization(value: str | None, *, source: str = "text_quantizati
 def default_text_quantization() -> str:
     """The text quantisation asked for by $MEDIA_ASSETS_TEXT_QUANTIZATION ('none' when unset)."""
     return check_text_quantization(os.environ.get(TEXT_QUANTIZATION_ENV), source=f"${TEXT_QUANTIZATION_ENV}")
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
-    return device
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from media_assets.errors import ModelLoadError
+from media_assets.models.devices import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +62,6 @@ def packaged_model_dir(model_id: str) -> Path | None:
         return None
     folder = Path(module.get_model_path() if hasattr(module, "get_model_path") else module.MODEL_DIR)
     return folder if folder.is_dir() else None
-
-
-def resolve_device(device: str = "auto") -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available here")
-    return device
 
 
 class TextEncoder:
