@@ -322,6 +322,7 @@ def sql(warehouse_dir, statement, as_csv, max_rows) -> None:
 def _print_status(warehouse: Warehouse) -> None:
     from media_assets.search.index import IndexReader
     from media_assets.store import catalog
+    from media_assets.store.text_vectors import TextVectorStore
     from media_assets.store.vectors import VectorStore
 
     counts = catalog.query(
@@ -330,6 +331,12 @@ def _print_status(warehouse: Warehouse) -> None:
         SELECT (SELECT count(*) FROM media) AS media,
                (SELECT count(*) FROM media WHERE kind = 'video') AS videos,
                (SELECT count(*) FROM media WHERE kind = 'image') AS images,
+               (SELECT count(*) FROM media WHERE kind = 'audio') AS audio,
+               (SELECT count(*) FROM transcript_segments) AS segments,
+               (SELECT count(DISTINCT media_id) FROM transcript_segments) AS transcribed,
+               (SELECT count(*) FROM transcript_words) AS words,
+               (SELECT count(*) FROM screen_text) AS screen_lines,
+               (SELECT count(DISTINCT media_id) FROM screen_text) AS with_screen_text,
                (SELECT count(*) FROM frames) AS frames,
                (SELECT count(*) FROM frames WHERE is_duplicate) AS duplicates,
                (SELECT coalesce(sum(undecodable_frames), 0) FROM media) AS undecodable,
@@ -346,7 +353,10 @@ def _print_status(warehouse: Warehouse) -> None:
     ).to_pylist()[0]
     store = VectorStore(warehouse)
     click.echo(f"warehouse {warehouse.root}")
-    click.echo(f"  media          {counts['media']:>8}  ({counts['videos']} videos, {counts['images']} images)")
+    click.echo(
+        f"  media          {counts['media']:>8}  ({counts['videos']} videos, {counts['images']} images, "
+        f"{counts['audio']} audio)"
+    )
     click.echo(
         f"  frames         {counts['frames']:>8}  ({counts['duplicates']} near-duplicates, "
         f"{counts['undecodable']} undecodable skipped)"
@@ -359,6 +369,13 @@ def _print_status(warehouse: Warehouse) -> None:
         f"{counts['shots'] - counts['static_shots']} dynamic; {counts['keyframes']} keyframes)"
     )
     click.echo(f"  faces          {counts['faces']:>8}")
+    click.echo(
+        f"  transcripts    {counts['segments']:>8}  segments of {counts['transcribed']} files "
+        f"({counts['words']} timed words)"
+    )
+    click.echo(f"  screen_text    {counts['screen_lines']:>8}  lines on {counts['with_screen_text']} files")
+    text_store = TextVectorStore(warehouse)
+    click.echo(f"  text_vectors   {text_store.count():>8}  (model: {', '.join(text_store.model_ids()) or 'none'})")
     click.echo(
         f"  clusters       {counts['scenes'] + counts['characters']:>8}  "
         f"({counts['scenes']} scene, {counts['characters']} character; "
