@@ -191,3 +191,33 @@ def test_a_corrupt_audio_stream_fails_only_the_transcript(library):
     error = catalog.query(warehouse, "SELECT * FROM ingest_errors WHERE media_id = ?", [media_id]).to_pylist()
     assert error and error[0]["stage"] == "transcripts" and "broken.mp4" in error[0]["path"]
     assert segments_of(warehouse, "broken.mp4") == []
+
+
+def test_the_transcript_exports_through_the_api_and_the_cli(library):
+    from click.testing import CliRunner
+    from fastapi.testclient import TestClient
+
+    from media_assets.apps.cli import main
+    from media_assets.apps.server import create_app
+
+    warehouse, _, _ = library
+    media_id = media_id_for("talk.mp4")
+    with TestClient(create_app(warehouse)) as http:
+        body = http.get(f"/transcript/{media_id}").json()
+        assert body["source"] == "asr" and "drilling" in body["segments"][0]["text"].lower()
+        assert body["segments"][0]["words"][1]["word"].strip().lower() == "drilling"
+        vtt = http.get(f"/transcript/{media_id}", params={"format": "vtt"})
+        assert vtt.headers["content-type"].startswith("text/vtt") and vtt.text.startswith("WEBVTT")
+        assert http.get("/transcript/12345").status_code == 404
+        assert http.get(f"/transcript/{media_id}", params={"format": "doc"}).status_code == 422
+        fused = http.get("/search", params={"q": "drilling rig", "mode": "speech", "k": 3}).json()
+        assert fused["results"][0]["partition_key"] == "talk.mp4" and "drilling" in fused["results"][0]["matched_words"]
+        audio = http.get(f"/video/{media_id_for('podcast.flac')}")
+        assert audio.status_code == 200 and audio.headers["content-type"] == "audio/flac"
+    runner = CliRunner()
+    srt = runner.invoke(main, ["transcript", "talk.mp4", "--format", "srt", "--warehouse", str(warehouse.root)])
+    assert srt.exit_code == 0 and srt.output.startswith("1\n00:00:0") and "-->" in srt.output
+    missing = runner.invoke(main, ["transcript", "nothere.mp4", "--warehouse", str(warehouse.root)])
+    assert missing.exit_code == 1 and "error: nothere.mp4: not in the warehouse" in missing.output
+    found = runner.invoke(main, ["search", "lighthouse", "--mode", "keyword", "--warehouse", str(warehouse.root)])
+    assert found.exit_code == 0 and "podcast.flac" in found.output and "**Lighthouse**" in found.output

@@ -272,7 +272,7 @@ def _print_fused(moments, as_json: bool) -> None:
             f"{moment.similarity:10.4f}  {_clock(moment.start_s):>8}  {_clock(moment.end_s):>8}  {moment.partition_key}"
         )
         for reason in moment.why[:3]:
-            said = reason.marked.replace("\n", " / ") if reason.marked else f"looks like it ({reason.similarity:.3f})"
+            said = reason.marked.replace("\n", " / ") if reason.marked else f"seen: similarity {reason.similarity:.3f}"
             click.echo(f"{'':>32}{reason.modality:>12} {_clock(reason.start_s):>8}  {said[:100]}")
 
 

@@ -45,7 +45,7 @@ class TranscriptsConfig(Config):
     def settings(self, speech: SpeechResource) -> transcripts_stage.TranscriptSettings:
         return transcripts_stage.TranscriptSettings(
             model=speech.model or None,
-            device=speech.device,
+            device="cuda" if speech.device.startswith("cuda") else speech.device,  # CTranslate2: 'cuda', index 0
             language=self.language or None,
             beam_size=self.beam_size,
             use_subtitles=self.use_subtitles,

@@ -22,9 +22,9 @@ Column reference (stable names; later issues add tables, not renames):
 media: one row per media file that was probed
     media_id BIGINT, partition_key VARCHAR (path relative to the media root), path VARCHAR (absolute),
     kind VARCHAR ('video'|'image'|'audio'), size_bytes BIGINT, mtime_ns BIGINT, container VARCHAR, codec VARCHAR,
-    width INT, height INT (upright, EXIF applied), fps DOUBLE (nominal; NULL for images),
+    width INT, height INT (upright, EXIF applied; 0 for audio), fps DOUBLE (nominal; NULL for images and audio),
     duration_s DOUBLE, frame_count BIGINT (as the container reports it), frames_sampled INT,
-    duplicate_frames INT, undecodable_frames INT, sampling VARCHAR ('fps=1' or 'every=30'),
+    duplicate_frames INT, undecodable_frames INT, sampling VARCHAR ('fps=1', 'every=30', 'image' or 'audio'),
     run_id VARCHAR (the Dagster run that wrote the row), ingested_at TIMESTAMP
 
 frames: one row per sampled frame

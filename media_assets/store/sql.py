@@ -11,7 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from media_assets.store.catalog import create_views
-from media_assets.store.text_vectors import TEXT_VECTORS, TextVectorStore
+from media_assets.store.text_vectors import TEXT_VECTORS, TextVectorStore, text_vectors_schema
 from media_assets.store.vectors import ID_COLUMNS, VectorStore
 from media_assets.warehouse import Warehouse
 
@@ -23,7 +23,8 @@ def open_catalog(warehouse: Warehouse, *, with_vectors: bool = False) -> duckdb.
     create_views(con, warehouse)
     if with_vectors:
         datasets = {name: VectorStore(warehouse, name).dataset() for name in ID_COLUMNS}
-        datasets[TEXT_VECTORS] = TextVectorStore(warehouse).dataset()
+        # text_vectors is made at the first file with text; until then it is an empty table, so queries run
+        datasets[TEXT_VECTORS] = TextVectorStore(warehouse).dataset() or text_vectors_schema(0).empty_table()
         for name, dataset in datasets.items():
             if dataset is not None:
                 con.register(name, dataset)

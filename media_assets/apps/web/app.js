@@ -114,6 +114,8 @@ function card(item) {
   renderHeatmap(div.querySelector(".heatmap"), item.timeline, null);
   div.addEventListener("click", () => openPreview(item, div));
   div.addEventListener("keydown", (event) => { if (event.key === "Enter") openPreview(item, div); });
+  const frameId = item.best_frame_id ?? item.frame_id;
+  if (frameId === null || frameId === undefined) div.querySelector(".actions").hidden = true;  // audio: no frame
   div.querySelector(".more").addEventListener("click", (event) => {
     event.stopPropagation();
     moreLikeThis(item.best_frame_id ?? item.frame_id);
