@@ -14,7 +14,7 @@ import numpy as np
 from mediagen import photo, shots_video
 
 from media_assets import SearchClient
-from media_assets.defs.instance import instance_for
+from media_assets.defs.instance import INSTANCE_YAML, instance_for
 from media_assets.defs.partitions import media_files
 from media_assets.media.discovery import scan_media
 from media_assets.store import catalog
@@ -27,6 +27,14 @@ def test_parallel_runs_and_searches_lose_nothing(warehouse, tiny_clip, tmp_path)
         shots_video(warehouse.media_root / f"v{i}.mp4", sources[i:] + sources[:i], seconds_each=1.0)
     cv2.imwrite(str(warehouse.media_root / "p.png"), photo("camera"))
     keys = [m.partition_key for m in scan_media(warehouse.media_root)]
+    # every run's steps write at once: the `gpu` pool, which keeps one accelerator step at a time on a real
+    # machine, is opened to all three runs here (with its limit of 1 the vector writers would take turns)
+    warehouse.dagster_home.mkdir(parents=True, exist_ok=True)
+    (warehouse.dagster_home / "dagster.yaml").write_text(
+        INSTANCE_YAML.replace(
+            "default_limit: 1\n    granularity: op", f"default_limit: {len(keys)}\n    granularity: op"
+        )
+    )
     instance = instance_for(warehouse)
     instance.add_dynamic_partitions(media_files.name, keys)
 
