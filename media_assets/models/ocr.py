@@ -194,7 +194,6 @@ class RapidTextReader(TextReader):
     def __init__(self, settings: TextReaderSettings):
         device = resolve_device(settings.device)
         try:
-            import rapidocr
             from rapidocr import RapidOCR
         except ImportError as exc:
             raise ModelLoadError(f"OCR engine 'rapidocr' is not installed: {exc}") from exc
@@ -216,7 +215,7 @@ class RapidTextReader(TextReader):
             for task, path in files.items():
                 if not path.is_file():
                     raise ModelLoadError(
-                        f"RapidOCR's {task} model {path} is not there (the rapidocr {rapidocr.__version__} wheel "
+                        f"RapidOCR's {task} model {path} is not there (the rapidocr {_rapidocr_version()} wheel "
                         "ships it; nothing is downloaded here): reinstall rapidocr"
                     )
                 engine.cfg[task.capitalize()].model_path = str(path)
@@ -266,3 +265,12 @@ def _warm_up_image() -> np.ndarray:
 
 
 ENGINES: dict[str, type[TextReader]] = {"rapidocr": RapidTextReader}
+
+
+def _rapidocr_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("rapidocr")
+    except metadata.PackageNotFoundError:
+        return "(unknown version)"
