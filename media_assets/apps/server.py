@@ -227,6 +227,15 @@ def create_app(
     ) -> SearchFilter:
         return SearchFilter(media=tuple(media or ()), kind=kind, start_s=start_s, end_s=end_s, cluster_id=cluster_id)
 
+    def with_timelines(query: str, results: list[dict], buckets: int) -> list[dict]:
+        """Each video moment with its video's timeline for `query` (`buckets` 0: none), for the heatmaps."""
+        if buckets:
+            media_ids = list(dict.fromkeys(m["media_id"] for m in results if m["kind"] == "video"))
+            lines = {t.media_id: t.to_dict() for t in client.timelines(query, media_ids, buckets=buckets)}
+            for moment in results:
+                moment["timeline"] = lines.get(moment["media_id"])
+        return results
+
     # -- pages ---------------------------------------------------------------------------------------
 
     def web_file(name: str) -> Response:
@@ -302,12 +311,7 @@ def create_app(
             if expr is not None or len(q) != 1:
                 raise SearchError(f"mode={mode} searches one q")
             found = client.search(q[0], mode=mode, k=k, offset=offset, filters=chosen)
-            results = _public_fused(found.to_dicts())
-            if timeline_buckets:
-                media_ids = list(dict.fromkeys(m["media_id"] for m in results if m["kind"] == "video"))
-                lines = {t.media_id: t.to_dict() for t in client.timelines(q[0], media_ids, buckets=timeline_buckets)}
-                for moment in results:
-                    moment["timeline"] = lines.get(moment["media_id"])
+            results = with_timelines(q[0], _public_fused(found.to_dicts()), timeline_buckets)
             return {"results": results, "k": k, "offset": offset, "mode": mode, "weights": found.weights}
         if expr is not None:
             hits = client.search_expression(expr, k, offset=offset, filters=chosen, allow_files=False)
@@ -359,12 +363,7 @@ def create_app(
         """Time ranges where the text matches (adjacent matching frames merged), best first; optionally
         each video's timeline for a heatmap."""
         found = client.moments(q, k, offset=offset, filters=filters(media, kind, start_s, end_s, cluster_id))
-        results = _public_moments(found.to_dicts())
-        if timeline_buckets:
-            media_ids = list(dict.fromkeys(m["media_id"] for m in results if m["kind"] == "video"))
-            lines = {t.media_id: t.to_dict() for t in client.timelines(q, media_ids, buckets=timeline_buckets)}
-            for moment in results:
-                moment["timeline"] = lines.get(moment["media_id"])
+        results = with_timelines(q, _public_moments(found.to_dicts()), timeline_buckets)
         return {"results": results, "k": k, "offset": offset}
 
     @app.get("/timeline/{media_id}")
