@@ -238,7 +238,8 @@ def search(warehouse_dir, query, k, image, frame_id, mode, as_json) -> None:
     if mode is not None:
         if query is None:
             raise SearchError("--mode searches a text QUERY")
-        _print_fused(client.search(query, mode=mode, k=k), as_json)
+        header = f"{'similarity':>10}  {'from':>8}  {'to':>8}  media / why"
+        _print_results(client.search(query, mode=mode, k=k), as_json, header, _print_moment)
         return
     if query is not None:
         hits = client.search_text(query, k)
@@ -246,34 +247,34 @@ def search(warehouse_dir, query, k, image, frame_id, mode, as_json) -> None:
         hits = client.search_image(image, k)
     else:
         hits = client.similar_frames(frame_id, k)
-    if as_json:
-        for hit in hits.to_dicts():
-            click.echo(json.dumps(hit))
-        return
-    if not len(hits):
-        click.echo("no results (is the warehouse built? try: media-assets status)")
-        return
-    click.echo(f"{'similarity':>10}  {'time':>8}  {'frame_id':>16}  media")
-    for hit in hits:
-        click.echo(f"{hit.similarity:10.4f}  {_clock(hit.timestamp_s):>8}  {hit.frame_id:16d}  {hit.partition_key}")
+    _print_results(hits, as_json, f"{'similarity':>10}  {'time':>8}  {'frame_id':>16}  media", _print_hit)
 
 
-def _print_fused(moments, as_json: bool) -> None:
+def _print_results(results, as_json: bool, header: str, print_row) -> None:
+    """Search results as JSON lines, or a header and one `print_row(result)` each."""
     if as_json:
-        for moment in moments.to_dicts():
-            click.echo(json.dumps(moment))
+        for row in results.to_dicts():
+            click.echo(json.dumps(row))
         return
-    if not len(moments):
+    if not len(results):
         click.echo("no results (is the warehouse built? try: media-assets status)")
         return
-    click.echo(f"{'similarity':>10}  {'from':>8}  {'to':>8}  media / why")
-    for moment in moments:
-        click.echo(
-            f"{moment.similarity:10.4f}  {_clock(moment.start_s):>8}  {_clock(moment.end_s):>8}  {moment.partition_key}"
-        )
-        for reason in moment.why[:3]:
-            said = reason.marked.replace("\n", " / ") if reason.marked else f"seen: similarity {reason.similarity:.3f}"
-            click.echo(f"{'':>32}{reason.modality:>12} {_clock(reason.start_s):>8}  {said[:100]}")
+    click.echo(header)
+    for result in results:
+        print_row(result)
+
+
+def _print_hit(hit) -> None:
+    click.echo(f"{hit.similarity:10.4f}  {_clock(hit.timestamp_s):>8}  {hit.frame_id:16d}  {hit.partition_key}")
+
+
+def _print_moment(moment) -> None:
+    click.echo(
+        f"{moment.similarity:10.4f}  {_clock(moment.start_s):>8}  {_clock(moment.end_s):>8}  {moment.partition_key}"
+    )
+    for reason in moment.why[:3]:
+        said = reason.marked.replace("\n", " / ") if reason.marked else f"seen: similarity {reason.similarity:.3f}"
+        click.echo(f"{'':>32}{reason.modality:>12} {_clock(reason.start_s):>8}  {said[:100]}")
 
 
 def _clock(seconds: float) -> str:
