@@ -20,7 +20,7 @@ from media_assets.media.discovery import MediaFile, scan_media
 from media_assets.models.clip import ClipEncoder
 from media_assets.search.index import IndexReader
 from media_assets.stages.frames import purge_media
-from media_assets.store import adapters, catalog
+from media_assets.store import catalog
 from media_assets.store.adapters import current_version
 from media_assets.store.vectors import VectorStore
 from media_assets.warehouse import Warehouse
@@ -229,11 +229,10 @@ def learn_now(warehouse: Warehouse) -> list[str]:
         lines.append(f"gate: {gate[0].metadata['reason'].value}")
     if result.success:
         lines.append(
-            f"adapter version {adapters.current_version(warehouse)} is current; "
-            "adapted vectors, index and clusters refreshed"
+            f"adapter version {current_version(warehouse)} is current; adapted vectors, index and clusters refreshed"
         )
     elif gate and not gate[0].passed:
-        lines.append(f"adapter version {adapters.current_version(warehouse)} stays current (0: none)")
+        lines.append(f"adapter version {current_version(warehouse)} stays current (0: none)")
     else:
         lines.append(f"the refresh failed: {_failure_reason(result)}")
     return lines
