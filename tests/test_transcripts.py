@@ -45,14 +45,9 @@ from media_assets.models.asr import (
     packaged_model_path,
     resolve_device,
 )
-from media_assets.stages.transcripts import (
-    TranscriptNotFoundError,
-    TranscriptSettings,
-    read_transcript,
-    transcribe_media,
-    transcript_as,
-)
+from media_assets.stages.transcripts import TranscriptSettings, transcribe_media
 from media_assets.store import catalog
+from media_assets.store.transcripts import TranscriptNotFoundError, read_transcript, transcript_as
 
 SENTENCE_A = "Please open the window in the kitchen."
 SENTENCE_B = "My favorite color is blue."
@@ -97,8 +92,12 @@ class NoASR:
         raise AssertionError("speech recognition ran although the file has subtitles")
 
 
+BRITISH = {"favourite": "favorite", "colour": "color"}  # tiny.en spells either way, by version and by run
+
+
 def _plain(word: str) -> str:
-    return re.sub(r"[^a-z']", "", word.lower())
+    plain = re.sub(r"[^a-z']", "", word.lower())
+    return BRITISH.get(plain, plain)
 
 
 def _segments(warehouse, media_id) -> list[dict]:
@@ -135,7 +134,7 @@ def test_words_come_back_at_their_times_and_a_rerun_replaces_them(warehouse, rec
     words = _words(warehouse, media_file.media_id)
     plain = [_plain(w["word"]) for w in words]
     # tiny.en mishears a word of espeak-ng now and then; most must come back, in order
-    assert sum(w in plain for w in WORDS_A) >= 5 and sum(w in plain for w in WORDS_B) >= 4, plain
+    assert sum(w in plain for w in WORDS_A) >= 5 and sum(w in plain for w in WORDS_B) >= 4, " ".join(plain)
     in_a = [w for w in words if w["start_s"] < onset_b - 1.0]
     in_b = [w for w in words if w["start_s"] >= onset_b - 1.0]
     assert [_plain(w["word"]) for w in in_b][-1] == "blue"

@@ -425,7 +425,7 @@ def status(warehouse_dir) -> None:
 @_friendly_errors
 def transcript(warehouse_dir, media_file, fmt, source, output) -> None:
     """Write the stored transcript of MEDIA_FILE (a path, or its key relative to the media root)."""
-    from media_assets.stages.transcripts import TranscriptNotFoundError, transcript_as
+    from media_assets.store.transcripts import TranscriptNotFoundError, transcript_as
 
     warehouse = _existing(warehouse_dir)
     media_id = _media_id_of(warehouse, media_file)

@@ -45,8 +45,8 @@ from media_assets.search.client import (
     cosine_to_similarity,
 )
 from media_assets.search.fusion import MODES as FUSED_MODES
-from media_assets.stages.transcripts import TranscriptNotFoundError, transcript_as
 from media_assets.store import catalog
+from media_assets.store.transcripts import TranscriptNotFoundError, transcript_as
 from media_assets.warehouse import Warehouse
 
 log = logging.getLogger(__name__)

@@ -30,6 +30,7 @@ from media_assets.stages import transcripts as transcripts_stage
 from media_assets.stages.frames import record_ingest_error
 from media_assets.store import catalog
 from media_assets.store.text_vectors import TextVectorStore
+from media_assets.store.transcripts import ASR_SOURCE
 
 _SCREEN_TEXT_DEFAULTS = screen_text_stage.ScreenTextSettings()
 SEGMENT_TOLERANCE_S = 0.05  # segment times are rounded by the ASR and containers: a 50 ms overlap is not one
@@ -127,7 +128,7 @@ def segments_inside_the_file_and_apart(context, warehouse: WarehouseResource) ->
     overlapping = [
         r for r in rows if r["previous_end"] is not None and r["start_s"] < r["previous_end"] - SEGMENT_TOLERANCE_S
     ]
-    asr = transcripts_stage.ASR_SOURCE
+    asr = ASR_SOURCE
     bad = [r for r in outside + overlapping if r["source"] == asr] + backwards
     return AssetCheckResult(
         passed=not bad,

