@@ -1,7 +1,7 @@
 """The Dagster code location (`workspace.yaml` loads `defs` from here): a table of contents.
 
 Asset groups, one module each (`group_name` = module name): `media` (frames, frame_embeddings), `film`
-(shots, faces, clusters), `text` (transcripts, screen_text, text_vectors), `search` (hnsw_index), `learning`
+(shots, faces, clusters), `text` (transcripts, screen_text, text_vectors, chapters), `search` (hnsw_index), `learning`
 (feedback, embedding_adapter, promoted_adapter, adapted_vectors): their assets and checks are loaded from
 them. Then the jobs (`jobs.JOBS`), the sensors (`sensors.SENSORS`) and the automation sensors
 (`automation.SENSORS`), each listed in its own module.
@@ -12,7 +12,13 @@ from __future__ import annotations
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules, multiprocess_executor
 
 from media_assets.defs import automation, film, jobs, learning, media, search, sensors, text
-from media_assets.defs.resources import ClipEncoderResource, SpeechResource, TextEncoderResource, WarehouseResource
+from media_assets.defs.resources import (
+    ClipEncoderResource,
+    SpeechResource,
+    SummaryModelResource,
+    TextEncoderResource,
+    WarehouseResource,
+)
 
 GROUPS = (media, film, text, search, learning)
 
@@ -31,6 +37,7 @@ def build_definitions(
     clip_model: str = "",
     asr_model: str = "",
     text_model: str = "",
+    summary_model: str = "",
     device: str = "auto",
     batch_size: int = 32,
 ) -> Definitions:
@@ -45,6 +52,7 @@ def build_definitions(
             "clip": ClipEncoderResource(model=clip_model, device=device, batch_size=batch_size),
             "speech": SpeechResource(model=asr_model, device=device),
             "text_encoder": TextEncoderResource(model=text_model, device=device),
+            "summary_model": SummaryModelResource(model=summary_model, device=device),
         },
         executor=executor,
     )

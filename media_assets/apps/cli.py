@@ -338,6 +338,8 @@ def _print_status(warehouse: Warehouse) -> None:
                (SELECT count(*) FROM transcript_words) AS words,
                (SELECT count(*) FROM screen_text) AS screen_lines,
                (SELECT count(DISTINCT media_id) FROM screen_text) AS with_screen_text,
+               (SELECT count(*) FROM chapters) AS chapters,
+               (SELECT count(DISTINCT media_id) FROM chapters) AS with_chapters,
                (SELECT count(*) FROM frames) AS frames,
                (SELECT count(*) FROM frames WHERE is_duplicate) AS duplicates,
                (SELECT coalesce(sum(undecodable_frames), 0) FROM media) AS undecodable,
@@ -375,6 +377,7 @@ def _print_status(warehouse: Warehouse) -> None:
         f"({counts['words']} timed words)"
     )
     click.echo(f"  screen_text    {counts['screen_lines']:>8}  lines on {counts['with_screen_text']} files")
+    click.echo(f"  chapters       {counts['chapters']:>8}  of {counts['with_chapters']} files")
     text_store = TextVectorStore(warehouse)
     click.echo(f"  text_vectors   {text_store.count():>8}  (model: {', '.join(text_store.model_ids()) or 'none'})")
     click.echo(
@@ -438,6 +441,62 @@ def transcript(warehouse_dir, media_file, fmt, source, output) -> None:
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}")
+
+
+@main.command()
+@warehouse_option
+@click.argument("media_file")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json", "vtt", "youtube"]),
+    default="table",
+    show_default=True,
+    help="A table to read, JSON, a WebVTT chapters track, or YouTube description lines (0:00 Title).",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write to a file.")
+@_friendly_errors
+def chapters(warehouse_dir, media_file, fmt, output) -> None:
+    """Print (or write) the chapters of MEDIA_FILE: times, titles and summaries (a path, or its key)."""
+    from media_assets.store.chapters import ChaptersNotFoundError, chapters_as, read_chapters
+
+    warehouse = _existing(warehouse_dir)
+    media_id = _media_id_of(warehouse, media_file)
+    try:
+        text = (
+            _chapters_table(read_chapters(warehouse, media_id))
+            if fmt == "table"
+            else chapters_as(warehouse, media_id, fmt)
+        )
+    except ChaptersNotFoundError as exc:
+        raise ValueError(f"{media_file}: {exc} (materialize its chapters: media-assets ingest)") from exc
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _chapters_table(toc) -> str:
+    """A file's chapters for a terminal: one block per chapter (times, title, how it was summarised, summary)."""
+    import textwrap
+
+    if not toc.chapters:
+        return f"{toc.partition_key}: no chapters ({'a photo' if toc.kind == 'image' else 'no known length'})\n"
+    lines = [f"{toc.partition_key}: {len(toc.chapters)} chapters", ""]
+    if toc.summary:
+        lines += [*textwrap.wrap(toc.summary, 100, initial_indent="  ", subsequent_indent="  "), ""]
+    for chapter in toc.chapters:
+        span = f"{_clock(chapter['start_s'])}-{_clock(chapter['end_s'])}"
+        lines.append(f"{chapter['index'] + 1:>3}  {span:>13}  {chapter['title']}  [{chapter['method']}]")
+        lines += textwrap.wrap(chapter["summary"], 96, initial_indent=" " * 20, subsequent_indent=" " * 20)
+    return "\n".join(lines) + "\n"
 
 
 def _media_id_of(warehouse: Warehouse, media_file: str) -> int:

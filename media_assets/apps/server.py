@@ -46,12 +46,14 @@ from media_assets.search.client import (
 )
 from media_assets.search.fusion import MODES as FUSED_MODES
 from media_assets.store import catalog
+from media_assets.store.chapters import ChaptersNotFoundError, chapters_as
 from media_assets.store.transcripts import TranscriptNotFoundError, transcript_as
 from media_assets.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
 SEARCH_MODES = ("and", "or", *FUSED_MODES)
+CHAPTER_TYPES = {"vtt": "text/vtt; charset=utf-8", "youtube": "text/plain; charset=utf-8"}
 TRANSCRIPT_TYPES = {
     "srt": "application/x-subrip; charset=utf-8",
     "vtt": "text/vtt; charset=utf-8",
@@ -396,6 +398,49 @@ def create_app(
         if format == "json":
             return Response(text, media_type="application/json")
         return Response(text, media_type=TRANSCRIPT_TYPES[format])
+
+    @app.get(
+        "/chapters/{media_id}",
+        responses={200: {"content": {"application/json": {}, "text/vtt": {}, "text/plain": {}}}},
+    )
+    def chapters(
+        media_id: MEDIA_ID,
+        format: Annotated[
+            str, Query(pattern="^(json|vtt|youtube)$", description="json, vtt (a WebVTT chapters track) or youtube")
+        ] = "json",
+    ):
+        """One file's table of contents: its chapters (time range, title, summary, method) and its summary, as
+        JSON, a WebVTT chapters track (for `<track kind="chapters">`) or YouTube description lines."""
+        if format != "json":
+            try:
+                return Response(chapters_as(warehouse, media_id, format), media_type=CHAPTER_TYPES[format])
+            except ChaptersNotFoundError as exc:
+                raise UnknownIdError(str(exc)) from exc
+        toc = client.chapters(media_id).to_dict()
+        toc.pop("path")
+        return toc | {"video_url": f"/video/{media_id}"}
+
+    @app.get("/summaries")
+    def search_summaries(
+        q: Annotated[str, Query(min_length=1, max_length=2000, description="Text query")],
+        k: K = 20,
+        offset: OFFSET = 0,
+        media: MEDIA = None,
+        kind: KIND = None,
+        start_s: START = None,
+        end_s: END = None,
+    ):
+        """Chapters whose title and summary match `q` (by meaning and by words), best first, each saying why."""
+        found = client.search_summaries(q, k, offset=offset, filters=filters(media, kind, start_s, end_s, None))
+        results = [
+            {key: value for key, value in hit.items() if key not in ("media_path", "thumbnail_path")}
+            | {
+                "video_url": f"/video/{hit['media_id']}",
+                "thumbnail_url": f"/frame/{hit['best_frame_id']}" if hit["best_frame_id"] is not None else None,
+            }
+            for hit in found.to_dicts()
+        ]
+        return {"results": results, "k": k, "offset": offset}
 
     @app.get("/similar/frame/{frame_id}")
     def similar_frame(

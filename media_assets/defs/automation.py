@@ -3,7 +3,8 @@
 - `hnsw_index` and `clusters` follow changed vectors (`INDEX_WHEN_VECTORS_CHANGE`), after the runs that
   changed them have finished, and a file that failed to ingest does not freeze them for all the others;
 - a file's `faces` follow its `shots` when shots alone were re-materialized (`FACES_WHEN_SHOTS_CHANGE`);
-- a file's `screen_text` follows its `shots`, its `text_vectors` its `transcripts` and `screen_text`;
+- a file's `screen_text` follows its `shots`, its `text_vectors` its `transcripts` and `screen_text`, its
+  `chapters` all three;
 - `adapted_vectors` follow new or changed frame, shot and face vectors (`ADAPTED_WHEN_VECTORS_CHANGE`).
 
 The four automation-condition sensors are on by default. The asset modules attach the conditions; the
@@ -29,6 +30,8 @@ FACES_WHEN_SHOTS_CHANGE = AutomationCondition.eager().with_label("shots changed"
 # screen text; in an ingest run they come right after, so these ask for nothing then
 SCREEN_TEXT_WHEN_SHOTS_CHANGE = AutomationCondition.eager().with_label("keyframes changed")
 TEXT_VECTORS_WHEN_TEXT_CHANGES = AutomationCondition.eager().with_label("transcript or screen text changed")
+# a file's chapters follow its transcript, screen text and shots (what they are cut and summarised from)
+CHAPTERS_WHEN_INPUTS_CHANGE = AutomationCondition.eager().with_label("transcript, screen text or shots changed")
 
 ADAPTED_WHEN_VECTORS_CHANGE = (
     (AutomationCondition.any_deps_updated()).since_last_handled()
@@ -56,11 +59,12 @@ clusters_automation = AutomationConditionSensorDefinition(
 
 text_automation = AutomationConditionSensorDefinition(
     "text_automation",
-    target=["screen_text", "text_vectors"],
+    target=["screen_text", "text_vectors", "chapters"],
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Re-reads a file's screen text when its shots changed, and re-embeds its text when its transcript "
-    "or screen text changed (after the runs that changed them have finished).",
+    description="Re-reads a file's screen text when its shots changed, re-embeds its text when its transcript "
+    "or screen text changed, and re-cuts its chapters when any of the three changed (after the runs that changed "
+    "them have finished).",
 )
 
 adapted_vectors_automation = AutomationConditionSensorDefinition(

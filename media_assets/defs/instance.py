@@ -17,7 +17,8 @@ INSTANCE_YAML = """\
 # The Dagster instance of this warehouse (written by media-assets). Storage defaults to this folder.
 concurrency:
   pools:
-    # assets in the `gpu` pool (frame embeddings, faces, transcripts) run one at a time; no other pool is used
+    # assets in the `gpu` pool (frame embeddings, faces, transcripts) run one at a time, and so do those in the
+    # `llm` pool (chapters: the summary model, when one is configured); no other pool is used
     default_limit: 1
     granularity: op
   runs:

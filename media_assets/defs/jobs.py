@@ -1,7 +1,7 @@
 """Every job of the code location. Jobs select assets by key, so this module imports no asset module.
 
-- `ingest_media`: one media file's frames, CLIP vectors, shots, faces, transcript, screen text and text
-  vectors (partitioned by `media_files`);
+- `ingest_media`: one media file's frames, CLIP vectors, shots, faces, transcript, screen text, text
+  vectors and chapters (partitioned by `media_files`);
 - `index_frames`: bring the HNSW index up to date; `cluster_library`: re-cluster shots and faces;
 - `learn_from_feedback`: train a candidate adapter, gate it, and when promoted refresh what depends on it;
 - `refresh_adapted`: re-derive the adapted vectors, the index and the clusters (after a rollback).
@@ -13,9 +13,19 @@ from media_assets.defs.partitions import media_files
 
 ingest_job = define_asset_job(
     "ingest_media",
-    selection=["frames", "frame_embeddings", "shots", "faces", "transcripts", "screen_text", "text_vectors"],
+    selection=[
+        "frames",
+        "frame_embeddings",
+        "shots",
+        "faces",
+        "transcripts",
+        "screen_text",
+        "text_vectors",
+        "chapters",
+    ],
     partitions_def=media_files,
-    description="Frames, CLIP embeddings, shots, faces, transcript, screen text and text vectors of one media file.",
+    description="Frames, CLIP embeddings, shots, faces, transcript, screen text, text vectors and chapters of one "
+    "media file.",
 )
 
 index_job = define_asset_job(

@@ -1,10 +1,13 @@
 """Resources: where the warehouse is, and the models: CLIP for pictures, the ASR model for speech, the sentence
-encoder for text."""
+encoder for text, and (when configured) the causal LM that rewrites chapter summaries."""
+
+import os
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from media_assets.models.clip import ClipEncoder
+from media_assets.models.summaries import SUMMARY_MODEL_ENV, SummaryModel
 from media_assets.models.text import TextEncoder
 from media_assets.warehouse import Warehouse
 
@@ -67,3 +70,22 @@ class TextEncoderResource(ConfigurableResource):
 
     def load(self) -> TextEncoder:
         return TextEncoder.load(self.model or None, device=self.device)
+
+
+class SummaryModelResource(ConfigurableResource):
+    """The causal LM that rewrites chapter summaries (`transformers`), when one is configured; without one,
+    summaries are extractive."""
+
+    model: str = Field(
+        default="",
+        description=f"Hub id or local folder of a causal LM (e.g. google/gemma-2b-it); empty: ${SUMMARY_MODEL_ENV}, "
+        "and empty too: extractive summaries only",
+    )
+    device: str = Field(default="auto", description="'auto' (CUDA with fp16 when present, else CPU), 'cpu', 'cuda'")
+
+    @property
+    def configured(self) -> str:
+        return self.model or os.environ.get(SUMMARY_MODEL_ENV, "").strip()
+
+    def load(self) -> SummaryModel:
+        return SummaryModel.load(self.configured, device=self.device)

@@ -1,7 +1,8 @@
 """Group `text`: what the warehouse hears and reads, per media file — `transcripts` (speech or subtitles →
-timed segments and words), `screen_text` (OCR of keyframes and photos) and `text_vectors` (sentence vectors
-of transcript windows and screen text, with a full-text index), and the checks that keep them honest.
-Thin: `stages.transcripts`, `stages.screen_text` and `stages.text_vectors` do the work."""
+timed segments and words), `screen_text` (OCR of keyframes and photos), `text_vectors` (sentence vectors
+of transcript windows and screen text, with a full-text index) and `chapters` (a table of contents with titles
+and summaries), and the checks that keep them honest. Thin: `stages.transcripts`, `stages.screen_text`,
+`stages.text_vectors` and `stages.chapters` do the work."""
 
 import dataclasses
 
@@ -18,12 +19,23 @@ from dagster import (
 )
 from pydantic import Field
 
-from media_assets.defs.automation import SCREEN_TEXT_WHEN_SHOTS_CHANGE, TEXT_VECTORS_WHEN_TEXT_CHANGES
+from media_assets.defs.automation import (
+    CHAPTERS_WHEN_INPUTS_CHANGE,
+    SCREEN_TEXT_WHEN_SHOTS_CHANGE,
+    TEXT_VECTORS_WHEN_TEXT_CHANGES,
+)
 from media_assets.defs.partitions import media_file_of, media_files
-from media_assets.defs.resources import SpeechResource, TextEncoderResource, WarehouseResource
+from media_assets.defs.resources import (
+    SpeechResource,
+    SummaryModelResource,
+    TextEncoderResource,
+    WarehouseResource,
+)
 from media_assets.errors import MediaReadError, MissingFramesError, ModelLoadError
 from media_assets.ids import media_id_for
 from media_assets.media.previews import contact_sheet, markdown_image
+from media_assets.models.chapters import ChapterSettings
+from media_assets.stages import chapters as chapters_stage
 from media_assets.stages import screen_text as screen_text_stage
 from media_assets.stages import text_vectors as text_vectors_stage
 from media_assets.stages import transcripts as transcripts_stage
@@ -284,8 +296,11 @@ def every_text_row_has_a_vector(context, warehouse: WarehouseResource) -> AssetC
     expected = {("transcript", w["item_id"]) for w in text_vectors_stage.transcript_windows(segments, settings)}
     expected |= {("screen_text", s["item_id"]) for s in text_vectors_stage.screen_text_spans(lines, settings)}
     dataset = TextVectorStore(wh).dataset()
+    kinds = ", ".join(f"'{kind}'" for kind in text_vectors_stage.KINDS_WRITTEN)  # summaries are the chapters' rows
     stored = (
-        dataset.to_table(columns=["kind", "item_id", "model_id"], filter=f"media_id = {int(media_id)}").to_pylist()
+        dataset.to_table(
+            columns=["kind", "item_id", "model_id"], filter=f"media_id = {int(media_id)} AND kind IN ({kinds})"
+        ).to_pylist()
         if dataset is not None
         else []
     )
@@ -305,5 +320,159 @@ def every_text_row_has_a_vector(context, warehouse: WarehouseResource) -> AssetC
             "missing": MetadataValue.json([list(k) for k in missing[:10]]),
             "without_a_row": MetadataValue.json([list(k) for k in extra[:10]]),
             "models": MetadataValue.json(models),
+        },
+    )
+
+
+_CHAPTER_DEFAULTS = chapters_stage.DEFAULT_CHAPTERS_SETTINGS
+_SEGMENTATION_DEFAULTS = ChapterSettings()
+TILE_TOLERANCE_S = 0.01  # chapter times are floats written as they were computed: a gap this small is none
+
+
+class ChaptersConfig(Config):
+    min_chapter_s: float = Field(default=0.0, ge=0, description="Shortest chapter (s); 0: from the file's length")
+    max_chapter_s: float = Field(default=0.0, ge=0, description="Longest chapter (s); 0: from the file's length")
+    max_summary_tokens: int = Field(
+        default=_CHAPTER_DEFAULTS.max_summary_tokens, ge=8, le=1024, description="Longest summary, in tokens"
+    )
+    llm_budget_s: float = Field(
+        default=_CHAPTER_DEFAULTS.llm_budget_s,
+        gt=0,
+        description="Time the summary model may take per chapter; over it, the chapter keeps its extractive summary",
+    )
+
+    def settings(self, batch_size: int) -> chapters_stage.ChaptersSettings:
+        segmentation = dataclasses.replace(
+            _SEGMENTATION_DEFAULTS, min_chapter_s=self.min_chapter_s or None, max_chapter_s=self.max_chapter_s or None
+        )
+        return dataclasses.replace(
+            _CHAPTER_DEFAULTS,
+            segmentation=segmentation,
+            max_summary_tokens=self.max_summary_tokens,
+            llm_budget_s=self.llm_budget_s,
+            batch_size=batch_size,
+        )
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _chapters_table(rows: list[dict]) -> str:
+    return "| # | start | end | title | method | summary |\n|---:|---:|---:|:---|:---|:---|\n" + "\n".join(
+        f"| {r['index'] + 1} | {_clock(r['start_s'])} | {_clock(r['end_s'])} | {r['title'].replace('|', '/')} "
+        f"| {r['method']} | {r['summary'][:160].replace('|', '/')} |"
+        for r in rows
+    )
+
+
+@asset(
+    partitions_def=media_files,
+    deps=[transcripts, screen_text, "shots"],
+    group_name="text",
+    pool="llm",
+    automation_condition=CHAPTERS_WHEN_INPUTS_CHANGE,
+    kinds={"pytorch", "duckdb", "lancedb"},
+    description="Chapters: topic segments from the transcript's meaning over time (TextTiling on sentence vectors), "
+    "slide changes, shot cuts and silences, with titles (slide headings, key phrases) and summaries (extractive, or "
+    "a causal LM's within a time budget) → `chapters`, `video_summaries`, summary rows in `text_vectors`. No words: "
+    "groups of shots, described from what the warehouse knows.",
+)
+def chapters(
+    context: AssetExecutionContext,
+    config: ChaptersConfig,
+    warehouse: WarehouseResource,
+    text_encoder: TextEncoderResource,
+    summary_model: SummaryModelResource,
+) -> MaterializeResult:
+    wh = warehouse.get()
+    media_file = media_file_of(context, wh)
+    try:
+        result = chapters_stage.make_chapters(
+            wh,
+            media_file.media_id,
+            text_encoder.load,  # loaded only when the file has words
+            settings=config.settings(text_encoder.batch_size),
+            summary_model=summary_model.load if summary_model.configured else None,
+            run_id=context.run_id,
+            progress=lambda done, total: context.log.debug(f"summarised {done}/{total} chapters"),
+        )
+    except (MissingFramesError, ModelLoadError, ValueError) as exc:
+        record_ingest_error(wh, media_file, "chapters", exc, context.run_id)
+        raise Failure(description=f"{media_file.path}: {exc}") from exc
+    return MaterializeResult(
+        metadata={
+            "media_id": MetadataValue.int(result.media_id),
+            "chapters": MetadataValue.int(len(result.chapters)),
+            "methods": MetadataValue.json(result.methods),
+            "boundaries_from": MetadataValue.json(result.boundary_sources),
+            "sentences_read": MetadataValue.int(result.sentences),
+            "screen_lines_read": MetadataValue.int(result.screen_lines),
+            "video_summary": result.video_summary,
+            "model_id": result.model_id,
+            "device": result.device,
+            "llm_model_id": result.llm_model_id,
+            "llm_s": MetadataValue.float(round(result.llm_s, 3)),
+            "elapsed_s": MetadataValue.float(round(result.elapsed_s, 3)),
+            "reason": result.reason,
+            "table_of_contents": MetadataValue.md(_chapters_table(result.chapters)),
+        }
+    )
+
+
+@asset_check(
+    asset=chapters,
+    description="The chapters of each file with a duration tile it: the first starts at 0, each starts where the "
+    "one before ends, the last ends at the file's duration, none is empty, and they are numbered 0, 1, … in order.",
+)
+def chapters_tile_the_file(context, warehouse: WarehouseResource) -> AssetCheckResult:
+    partition_key = context.run.tags.get("dagster/partition")
+    wh = warehouse.get()
+    where = "WHERE m.partition_key = ?" if partition_key else ""
+    rows = catalog.query(
+        wh,
+        f"""SELECT m.partition_key, m.kind, m.duration_s, c.index, c.start_s, c.end_s
+            FROM media m LEFT JOIN chapters c USING (media_id) {where} ORDER BY m.partition_key, c.index""",
+        [partition_key] if partition_key else None,
+    ).to_pylist()
+    by_file: dict[str, list[dict]] = {}
+    for row in rows:
+        by_file.setdefault(row["partition_key"], []).append(row)
+    problems = []
+    for key, file_rows in by_file.items():
+        duration, kind = file_rows[0]["duration_s"], file_rows[0]["kind"]
+        parts = [r for r in file_rows if r["index"] is not None]
+        if kind == "image" or not duration:
+            if parts:
+                problems.append({"partition_key": key, "problem": f"{len(parts)} chapters in a file without a length"})
+            continue
+        if not parts:
+            problems.append({"partition_key": key, "problem": "no chapters"})
+            continue
+        if [r["index"] for r in parts] != list(range(len(parts))):
+            problems.append({"partition_key": key, "problem": "chapters not numbered 0, 1, … in time order"})
+        if abs(parts[0]["start_s"]) > TILE_TOLERANCE_S:
+            problems.append({"partition_key": key, "problem": f"the first chapter starts at {parts[0]['start_s']}"})
+        if abs(parts[-1]["end_s"] - duration) > TILE_TOLERANCE_S:
+            problems.append({"partition_key": key, "problem": f"the last ends at {parts[-1]['end_s']}, not {duration}"})
+        for before, after in zip(parts, parts[1:], strict=False):
+            if abs(after["start_s"] - before["end_s"]) > TILE_TOLERANCE_S:
+                gap = "a gap" if after["start_s"] > before["end_s"] else "an overlap"
+                problems.append({"partition_key": key, "problem": f"{gap} at {before['end_s']:.2f} s"})
+        problems += [
+            {"partition_key": key, "problem": f"chapter {r['index']} is empty"}
+            for r in parts
+            if r["end_s"] <= r["start_s"]
+        ]
+    return AssetCheckResult(
+        passed=not problems,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "files_checked": MetadataValue.int(len(by_file)),
+            "chapters_checked": MetadataValue.int(sum(r["index"] is not None for r in rows)),
+            "problems": MetadataValue.int(len(problems)),
+            "examples": MetadataValue.json(problems[:10]),
         },
     )

@@ -17,6 +17,11 @@ the line (a `MediaReadError`, so a stage reports it like any unreadable input).
 
 Writing (`to_srt`, `to_vtt`, `to_txt`, `to_json`) takes anything with `start_s`, `end_s` and `text`
 (cues, transcript segments, dicts of them); what it writes reads back to the same cues.
+
+Chapters (`write_chapters`: anything with `start_s`, `end_s`, `title`) go out as a WebVTT chapters track
+(one cue per chapter, its title the cue text: what `<track kind="chapters">` and players read), a YouTube
+description block (`0:00 Title` lines; YouTube shows chapters when the first is at 0:00, there are at least
+three and each is at least 10 s long) or JSON.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ SUBTITLE_EXTENSIONS = (".srt", ".vtt")
 # Text subtitle codecs by FFmpeg decoder name ('srt' is the subrip decoder's name in some builds).
 TEXT_SUBTITLE_CODECS = frozenset({"subrip", "srt", "ass", "ssa", "mov_text", "webvtt", "text"})
 FORMATS = ("srt", "vtt", "txt", "json")
+CHAPTER_FORMATS = ("json", "vtt", "youtube")
 
 # HH:MM:SS,mmm or MM:SS.mmm (WebVTT leaves hours out below an hour; some SRT writers use '.')
 _TIME = r"(?:(\d+):)?([0-5]?\d):([0-5]?\d)(?:[,.](\d{1,3}))?"
@@ -352,3 +358,41 @@ def write_subtitles(segments: Sequence[Any], fmt: str, **fields: Any) -> str:
     if fmt == "json":
         return to_json(segments, **fields)
     return {"srt": to_srt, "vtt": to_vtt, "txt": to_txt}[fmt](segments)
+
+
+def to_vtt_chapters(chapters: Sequence[Any]) -> str:
+    """A WebVTT chapters track: one cue per chapter, identified `chapter-<n>`, its title as the text."""
+    out = ["WEBVTT\n"]
+    for number, item in enumerate(chapters, 1):
+        title = " ".join(str(_field(item, "title") or f"Chapter {number}").split()).replace("-->", "->")
+        title = title.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        start, end = _clock(_field(item, "start_s"), "."), _clock(_field(item, "end_s"), ".")
+        out.append(f"chapter-{number}\n{start} --> {end}\n{title}\n")
+    return "\n".join(out)
+
+
+def _youtube_clock(seconds: float, hours: bool) -> str:
+    total = max(int(seconds), 0)
+    h, rest = divmod(total, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if hours else f"{m}:{s:02d}"
+
+
+def to_youtube_chapters(chapters: Sequence[Any]) -> str:
+    """`0:00 Title` lines (`1:02:03 Title` in files of an hour or more), as a YouTube description holds them."""
+    hours = any(_field(item, "end_s") >= 3600 for item in chapters)
+    lines = []
+    for number, item in enumerate(chapters, 1):
+        title = " ".join(str(_field(item, "title") or f"Chapter {number}").split())
+        lines.append(f"{_youtube_clock(_field(item, 'start_s'), hours)} {title}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def write_chapters(chapters: Sequence[Any], fmt: str, **fields: Any) -> str:
+    """Chapters as `fmt` ('json' | 'vtt' | 'youtube'; `fields` go into the JSON only)."""
+    if fmt not in CHAPTER_FORMATS:
+        raise ValueError(f"unknown chapters format {fmt!r}; known: {', '.join(CHAPTER_FORMATS)}")
+    if fmt == "json":
+        rows = [dict(item) if isinstance(item, Mapping) else dict(vars(item)) for item in chapters]
+        return json.dumps({**fields, "chapters": rows}, ensure_ascii=False, indent=2, default=_jsonable) + "\n"
+    return to_vtt_chapters(chapters) if fmt == "vtt" else to_youtube_chapters(chapters)

@@ -13,6 +13,8 @@ client.similar_videos(media_id)                                         # videos
 hits.to_polars()
 client.search("the quarterly forecast", mode="balanced")                # moments: seen, said, shown, exact words
 client.search_in(media_id, "dividend", mode="keyword")                  # within one file
+client.chapters(media_id)                                               # a file's table of contents
+client.search_summaries("how the rig is drilled")                       # chapters by their titles and summaries
 ```
 
 `search`/`search_in` fuse four modalities into moments that say why they matched (`FusedMoment.why`: the
@@ -67,12 +69,14 @@ from media_assets.media.decoding import load_image
 from media_assets.models.adapter import EmbeddingAdapter
 from media_assets.models.clip import ClipEncoder, check_text_quantization, default_text_quantization
 from media_assets.models.text import TextEncoder
-from media_assets.search import fusion
+from media_assets.search import fusion, summaries
 from media_assets.search.frame_lookup import FrameLookup, FrameTable
 from media_assets.search.index import IndexReader
 from media_assets.search.query_terms import QueryExpressionError, QueryTerm, parse_expression
+from media_assets.search.summaries import ChapterHit
 from media_assets.store import catalog
 from media_assets.store.adapters import current_version, serving_store, version_dir
+from media_assets.store.chapters import Chapters, ChaptersNotFoundError, read_chapters
 from media_assets.store.text_vectors import TextHit, TextVectorStore, bm25_single_term, query_words
 from media_assets.store.vectors import SHOT_VECTORS, VectorStore
 from media_assets.warehouse import Warehouse
@@ -386,6 +390,12 @@ _REASON = pa.struct(
 )
 
 
+class ChapterResults(_Rows):
+    """Chapters, best first (`SearchClient.search_summaries`)."""
+
+    schema = summaries.CHAPTER_HIT_SCHEMA
+
+
 class FusedResults(_Rows):
     """Fused moments, best first; `to_arrow()`/`to_polars()` give one row per moment, `why` a list of structs."""
 
@@ -591,6 +601,86 @@ class SearchClient:
         return self._fused_search(
             query, mode, k, offset, weights, replace(filters, media=(glob.escape(key),)), candidates
         )
+
+    # -- chapters ------------------------------------------------------------------------------------
+
+    def chapters(self, media_id: int) -> Chapters:
+        """A file's table of contents: its chapters (time range, title, summary, how it was made) in time order
+        and the summary of the whole file. UnknownIdError when the file has no chapters stored."""
+        media_id = _check_id(media_id, "media_id")
+        try:
+            return read_chapters(self.warehouse, media_id)
+        except ChaptersNotFoundError as exc:
+            raise UnknownIdError(str(exc)) from exc
+
+    def search_summaries(
+        self, query: str, k: int = 10, *, offset: int = 0, filters: SearchFilter | None = None
+    ) -> ChapterResults:
+        """Chapters whose title and summary match a text query, by meaning (the sentence encoder) and by their
+        words (BM25), calibrated like the fused search (see `search.summaries`), best first. Filters: media
+        globs, kind and a time range (a chapter overlapping it)."""
+        if not isinstance(query, str) or not query.strip():
+            raise SearchError("the text query is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise SearchError(f"the text query is {len(query)} characters long; at most {MAX_QUERY_CHARS} are accepted")
+        k, offset = _check_k(k), _check_offset(offset)
+        filters = _check_filters(filters)
+        table = self.frames.get()
+        media_ids = self._allowed_media(filters, table)
+        if (media_ids is not None and not media_ids) or not self.text_vectors.count([summaries.SUMMARY_KIND]):
+            return ChapterResults([])
+        encoder = self.text_encoder
+        pool = min(MAX_K, max(100, 4 * (k + offset)))
+        matches = summaries.match_summaries(
+            self.text_vectors, query, encoder.query_vector(query), self._reference(encoder), pool, media_ids
+        )
+        rows = {}
+        wanted = sorted({m.media_id for m in matches})
+        if wanted:
+            rows = {
+                r["chapter_id"]: r
+                for r in catalog.query(
+                    self.warehouse,
+                    "SELECT c.*, m.path, m.partition_key, m.kind FROM chapters c JOIN media m USING (media_id) "
+                    "WHERE c.media_id IN (SELECT unnest(?))",
+                    [wanted],
+                ).to_pylist()
+            }
+        words = [w for w in query_words(query) if w not in fusion.STOP_WORDS]
+        hits = []
+        for match in matches:
+            row = rows.get(match.chapter_id)
+            if row is None:  # the chapter was re-cut since its row was found
+                continue
+            if filters.start_s is not None and row["end_s"] < filters.start_s:
+                continue
+            if filters.end_s is not None and row["start_s"] > filters.end_s:
+                continue
+            frame = _frame_at(table, row["media_id"], row["start_s"])
+            if frame < 0 and row["media_id"] not in table.media:
+                table = self.frames.refresh()
+                frame = _frame_at(table, row["media_id"], row["start_s"])
+            hits.append(
+                ChapterHit(
+                    media_id=row["media_id"],
+                    media_path=row["path"],
+                    partition_key=row["partition_key"],
+                    kind=row["kind"],
+                    chapter_id=row["chapter_id"],
+                    index=row["index"],
+                    start_s=row["start_s"],
+                    end_s=row["end_s"],
+                    title=row["title"],
+                    summary=row["summary"],
+                    method=row["method"],
+                    similarity=float(np.clip(match.score, 0.0, 1.0)),
+                    why=summaries.reason(match, row["title"], row["summary"], words),
+                    best_frame_id=int(table.frame_id[frame]) if frame >= 0 else None,
+                    best_timestamp_s=float(table.timestamp_s[frame]) if frame >= 0 else None,
+                    thumbnail_path=str(self.warehouse.root / table.thumbnail_path[frame]) if frame >= 0 else None,
+                )
+            )
+        return ChapterResults(hits[offset : offset + k])
 
     @property
     def text_encoder(self) -> TextEncoder:

@@ -4,7 +4,7 @@ Three kinds of table, each a folder `tables/<table>/` of Parquet files written t
 renamed into place (writers never open a database file, so any number of Dagster processes write at once
 while people and the search client read, and nobody waits on DuckDB's one-writer-per-file lock):
 - per media file (`media`, `frames`, `ingest_errors`, `shots`, `keyframes`, `shot_events`, `faces`,
-  `transcript_segments`, `transcript_words`, `screen_text`): one
+  `transcript_segments`, `transcript_words`, `screen_text`, `chapters`, `video_summaries`): one
   file per media file, `<media_id>.parquet`; re-materializing a partition replaces exactly its file and
   deleting a media file removes it;
 - global (`clusters`, `cluster_members`): one file, `current.parquet`, replaced by the `clusters` asset;
@@ -76,6 +76,19 @@ screen_text: text on screen (OCR of keyframes and photos); the same text held ov
     text_id BIGINT (= media_id << 20 | n), media_id BIGINT, frame_id BIGINT (the first frame it was read
     on), start_s, end_s DOUBLE, text VARCHAR (one line), box REAL[8] (the line's quadrilateral, x0 y0 .. x3
     y3 as fractions of the frame), score REAL (the recogniser's, 0..1), model_id VARCHAR, run_id VARCHAR
+
+chapters: a video's (or an audio file's) table of contents: consecutive parts that tile the file, 0 → duration
+    chapter_id BIGINT (= media_id << 20 | index), media_id BIGINT, index INT (0, 1, … in time order), start_s,
+    end_s DOUBLE ([start_s, end_s)), title VARCHAR, summary VARCHAR (at most 150 tokens), sources VARCHAR[]
+    (what put a boundary at start_s: 'transcript' (the meaning of what is said changed), 'slides',
+    'shots', 'silence', 'length' (the maximum chapter length), 'start' for the first), method VARCHAR
+    ('extractive', 'abstractive', 'extractive (LLM over budget)', 'extractive (LLM failed)', or 'visual'
+    for a chapter with no words), model_id VARCHAR (the LLM for an abstractive summary, else the sentence
+    encoder), llm_s DOUBLE (time the LLM took on it; NULL without one), run_id VARCHAR
+
+video_summaries: one row per file with chapters: the chapters' summaries condensed
+    media_id BIGINT, summary VARCHAR (at most 150 tokens), chapters INT, method VARCHAR, model_id VARCHAR,
+    run_id VARCHAR
 
 clusters: one row per cluster (view: adds `name VARCHAR`, the latest cluster_names row)
     cluster_id BIGINT (stable across re-clustering), level VARCHAR ('scene'|'character'), parent_id BIGINT
@@ -377,6 +390,34 @@ SCREEN_TEXT_SCHEMA = pa.schema(
     ]
 )
 
+CHAPTERS_SCHEMA = pa.schema(
+    [
+        ("chapter_id", pa.int64()),
+        ("media_id", pa.int64()),
+        ("index", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("title", pa.string()),
+        ("summary", pa.string()),
+        ("sources", pa.list_(pa.string())),
+        ("method", pa.string()),
+        ("model_id", pa.string()),
+        ("llm_s", pa.float64()),
+        ("run_id", pa.string()),
+    ]
+)
+
+VIDEO_SUMMARIES_SCHEMA = pa.schema(
+    [
+        ("media_id", pa.int64()),
+        ("summary", pa.string()),
+        ("chapters", pa.int32()),
+        ("method", pa.string()),
+        ("model_id", pa.string()),
+        ("run_id", pa.string()),
+    ]
+)
+
 # Tables with one Parquet file per media file (`<media_id>.parquet`), replaced by that file's runs.
 PARTITIONED_TABLES: dict[str, pa.Schema] = {
     "media": MEDIA_SCHEMA,
@@ -389,6 +430,8 @@ PARTITIONED_TABLES: dict[str, pa.Schema] = {
     "transcript_segments": TRANSCRIPT_SEGMENTS_SCHEMA,
     "transcript_words": TRANSCRIPT_WORDS_SCHEMA,
     "screen_text": SCREEN_TEXT_SCHEMA,
+    "chapters": CHAPTERS_SCHEMA,
+    "video_summaries": VIDEO_SUMMARIES_SCHEMA,
 }
 # Tables a global asset replaces as a whole (one file, `current.parquet`).
 GLOBAL_TABLES: dict[str, pa.Schema] = {
