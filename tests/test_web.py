@@ -15,7 +15,9 @@ import uvicorn
 from test_server import build_small_warehouse
 
 from media_assets.apps.server import create_app
+from media_assets.models.text import TextEncoder
 from media_assets.store import catalog
+from media_assets.store.text_vectors import TextVectorStore, text_row_id
 
 SCREENSHOTS = Path(
     os.environ.get("MEDIA_ASSETS_SCREENSHOTS", Path(__file__).resolve().parent.parent / "warehouse" / "screenshots")
@@ -251,5 +253,229 @@ def test_the_transcript_panel_follows_playback_and_a_click_on_a_line_seeks(site,
     assert "current" in items.nth(1).get_attribute("class")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "transcript.png"), full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+# -- chapters --------------------------------------------------------------------------------------------------
+
+# clips/a.mp4's chapters in the chapter tests: (title, summary), each a third of the video
+CHAPTERS = [
+    ("Astronaut on stage", "An astronaut walks on and waves."),
+    (
+        "Safety briefing",
+        "The crew goes through the safety briefing: where the exits are, how the oxygen masks drop, what to do "
+        "when the alarm sounds, and why everyone checks their harness twice before the launch begins.",
+    ),
+    ("Coffee & <b>cake</b>", "A <i>coffee</i> break."),  # markup in the data must show as text
+]
+
+
+def media_ids(warehouse) -> dict[str, int]:
+    rows = catalog.query(warehouse, "SELECT partition_key, media_id FROM media").to_pylist()
+    return {r["partition_key"]: r["media_id"] for r in rows}
+
+
+def store_chapters(warehouse, media_id: int, chapters: list[dict] | None, summary: dict | None) -> None:
+    """Write a file's chapters as the chapters stage does (its `chapters` rows, its `video_summaries` row, and
+    the chapters' `summary` text vectors that GET /summaries searches), or with None remove them."""
+    vectors = TextVectorStore(warehouse)
+    if chapters is None:
+        catalog.delete_partition(warehouse, media_id, ["chapters", "video_summaries"])
+        vectors.delete_media(media_id, kinds=("summary",))
+        return
+    catalog.replace_partition(warehouse, "chapters", media_id, chapters)
+    catalog.replace_partition(warehouse, "video_summaries", media_id, [summary] if summary else [])
+    encoder = TextEncoder.load(vectors.model_ids()[0], "cpu")
+    rows = [
+        {
+            "text_id": text_row_id(media_id, "summary", c["index"]),
+            "kind": "summary",
+            "item_id": c["chapter_id"],
+            "start_s": c["start_s"],
+            "end_s": c["end_s"],
+            "text": f"{c['title']}. {c['summary']}" if c["title"] else c["summary"],
+        }
+        for c in chapters
+    ]
+    vectors.replace_media(
+        media_id, rows, encoder.encode([r["text"] for r in rows]), kinds=("summary",), model_id=encoder.model_id
+    )
+
+
+@pytest.fixture
+def chaptered(site):
+    """clips/a.mp4 cut into the three CHAPTERS (tiling its duration) and b.mp4 without chapters; what the
+    ingest made is put back afterwards. Yields (warehouse, url, a's media id, a's chapter rows, b's media id)."""
+    warehouse, url = site
+    ids = media_ids(warehouse)
+    a, b = ids["clips/a.mp4"], ids["b.mp4"]
+    before = {}
+    for media_id in (a, b):
+        rows = catalog.read_partition(warehouse, "chapters", media_id)
+        summary = catalog.read_partition(warehouse, "video_summaries", media_id)
+        before[media_id] = (
+            None if rows is None else rows.to_pylist(),
+            summary.to_pylist()[0] if summary is not None and len(summary) else None,
+        )
+    duration = catalog.query(warehouse, "SELECT duration_s FROM media WHERE media_id = ?", [a]).to_pylist()[0][
+        "duration_s"
+    ]
+    step = duration / len(CHAPTERS)
+    rows = [
+        {
+            "chapter_id": (a << 20) | index,
+            "media_id": a,
+            "index": index,
+            "start_s": index * step,
+            "end_s": duration if index == len(CHAPTERS) - 1 else (index + 1) * step,
+            "title": title,
+            "summary": summary,
+            "sources": ["transcript"],
+            "method": "extractive",
+            "model_id": "",
+            "llm_s": None,
+            "run_id": "test",
+        }
+        for index, (title, summary) in enumerate(CHAPTERS)
+    ]
+    summary = {
+        "media_id": a,
+        "summary": "An astronaut, a safety briefing and a coffee break.",
+        "chapters": len(rows),
+        "method": "extractive",
+        "model_id": "",
+        "run_id": "test",
+    }
+    store_chapters(warehouse, a, rows, summary)
+    store_chapters(warehouse, b, None, None)
+    yield warehouse, url, a, rows, b
+    for media_id, (chapters, summary) in before.items():
+        store_chapters(warehouse, media_id, chapters, summary)
+
+
+def clock_seconds(text: str) -> float:
+    minutes, seconds = text.split(":")
+    return int(minutes) * 60 + float(seconds)
+
+
+def label(rows: list[dict], position: int) -> str:
+    return f"Ch. {position + 1} · {rows[position]['title']}"
+
+
+def test_the_chapters_show_under_the_player_and_on_the_cards(chaptered, browser):
+    """A video's chapters show under the player (a click on one plays it from its start, the one playing is
+    marked), the video element carries them as a WebVTT chapters track, every card of the video names the
+    chapter its moment falls in, and a video without chapters shows none and no error."""
+    warehouse, url, a, rows, b = chaptered
+    page, errors = open_page(browser, url, height=900)
+    page.wait_for_selector("#health:has-text('files')")
+    page.select_option("#mode", "visual")
+    page.fill("#query", "a cat")
+    # b's chapters are asked for once, for its cards: none (404), and the page says nothing of it
+    with page.expect_response(lambda r: r.url.endswith(f"/chapters/{b}")) as b_chapters:
+        page.press("#query", "Enter")
+    assert b_chapters.value.status == 404
+    page.wait_for_selector(".card.result .chapter:not([hidden])")
+    a_cards = page.locator(".card.result", has=page.locator(".name", has_text="clips/a.mp4"))
+    b_cards = page.locator(".card.result", has=page.locator(".name", has_text="b.mp4"))
+    assert a_cards.count() >= 1 and b_cards.count() >= 1, "the search needs moments of both videos"
+    labels = {label(rows, i) for i in range(len(rows))}
+    for i in range(a_cards.count()):
+        a_cards.nth(i).locator(".chapter").wait_for()
+        assert a_cards.nth(i).locator(".chapter").inner_text() in labels
+    assert b_cards.locator(".chapter:not([hidden])").count() == 0
+
+    a_cards.first.click()
+    page.wait_for_selector("#chapters:not([hidden])")
+    items = page.locator("#chapter-list li")
+    assert items.count() == len(rows)
+    for i in range(len(rows)):
+        title = items.nth(i).locator(".title").inner_text()
+        assert title == label(rows, i)
+    assert items.nth(2).locator(".title").inner_text() == "Ch. 3 · Coffee & <b>cake</b>"  # text, not markup
+    assert page.locator("#chapters b, #chapters i").count() == 0
+    assert items.nth(0).locator(".time").inner_text() == "0:00.0–0:02.0"
+
+    # the chapters track: the right source, and the browser reads one cue per chapter from it
+    track = page.locator("#preview-video track[kind='chapters']")
+    assert track.count() == 1 and track.get_attribute("src") == f"/chapters/{a}?format=vtt"
+    page.wait_for_function(
+        "(() => { const t = document.querySelector('#preview-video track').track;"
+        " return t.cues && t.cues.length === 3; })()"
+    )
+    cue = page.evaluate(
+        "(() => { const c = document.querySelector('#preview-video track').track.cues[1];"
+        " return [c.id, c.text, c.startTime]; })()"
+    )
+    assert cue == ["chapter-2", "Safety briefing", rows[1]["start_s"]]
+
+    # the long summary is cut to two lines, with a button to read it whole (which does not seek)
+    more = items.nth(1).locator("button.expand")
+    assert more.is_visible() and not items.nth(0).locator("button.expand").is_visible()
+    more.click()
+    assert more.inner_text() == "less" and "open" in items.nth(1).locator(".summary").get_attribute("class")
+
+    page.wait_for_function("document.querySelector('#preview-video').readyState >= 1")
+    items.nth(1).locator(".chapter-head").click()
+    start = rows[1]["start_s"]
+    page.wait_for_function(f"Math.abs(document.querySelector('#preview-video').currentTime - {start}) < 0.5")
+    page.wait_for_function("document.querySelector('#chapter-list li:nth-child(2)').classList.contains('current')")
+    assert page.locator("#chapter-list li.current").count() == 1
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "chapters.png"), full_page=True)
+
+    # a video without chapters: the list goes, no track, no error
+    b_cards.first.click()
+    page.wait_for_selector("#chapters", state="hidden")
+    page.wait_for_function("document.querySelector('#preview-title').textContent === 'b.mp4'")
+    assert page.locator("#chapters").is_hidden() and page.locator("#chapters-error").is_hidden()
+    assert page.locator("#preview-video track").count() == 0
+    assert "404" not in page.inner_text("#status")
+
+    # frames like one of a's: each of a's frames names the chapter of its time
+    a_cards.first.locator(".more").click()
+    page.wait_for_function("document.querySelector('#status').textContent.includes('frames like frame')")
+    page.wait_for_selector(".card.result .chapter:not([hidden])")
+    frames = page.locator(".card.result", has=page.locator(".name", has_text="clips/a.mp4"))
+    assert frames.count() >= 1
+    for i in range(frames.count()):
+        frames.nth(i).locator(".chapter").wait_for()
+        t = clock_seconds(frames.nth(i).locator(".time").inner_text())
+        position = max(n for n, r in enumerate(rows) if r["start_s"] <= t)  # the chapters tile the video
+        assert frames.nth(i).locator(".chapter").inner_text() == label(rows, position)
+    assert not errors, errors
+    page.close()
+
+
+def test_the_chapters_mode_finds_chapters_and_opens_the_video_there(chaptered, browser):
+    """Searching chapter titles and summaries: each hit shows its title, time range and summary with the
+    query's words marked; a click plays the video from the chapter's start."""
+    warehouse, url, a, rows, b = chaptered
+    page, errors = open_page(browser, url, height=900)
+    page.wait_for_selector("#health:has-text('files')")
+    page.select_option("#mode", "chapters")
+    page.fill("#query", "safety briefing")
+    page.press("#query", "Enter")
+    page.wait_for_selector(".card.chapter-hit")
+    assert page.inner_text("#status").endswith("chapters for “safety briefing”")
+    first = page.locator(".card.chapter-hit").first
+    assert first.locator(".name").inner_text() == "clips/a.mp4"
+    assert first.locator(".chapter-title").inner_text() == "Ch. 2 · Safety briefing"
+    assert first.locator(".time").inner_text() == "0:02.0–0:04.0"
+    assert 0 <= float(first.locator(".similarity").inner_text()) <= 1
+    marked = [m.lower() for m in first.locator(".summary mark").all_inner_texts()]
+    assert {"safety", "briefing"} <= set(marked)
+    assert set(first.locator(".chapter-title mark").all_inner_texts()) == {"Safety", "briefing"}
+    assert page.locator("#results b, #results i").count() == 0  # markup in titles and summaries is text
+    first.click()
+    page.wait_for_selector("#chapters:not([hidden])")
+    assert page.locator("#preview-similar").is_hidden()  # a chapter has no frame to search with
+    page.wait_for_function(
+        f"Math.abs(document.querySelector('#preview-video').currentTime - {rows[1]['start_s']}) < 0.5"
+    )
+    page.wait_for_function("document.querySelector('#chapter-list li:nth-child(2)').classList.contains('current')")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "chapter-search.png"), full_page=True)
     assert not errors, errors
     page.close()

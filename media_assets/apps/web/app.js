@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { query: "", selected: null };
+const state = { query: "", selected: null, chapters: new Map() };
 
 function clock(seconds) {
   const m = Math.floor(seconds / 60), s = seconds - 60 * m;
@@ -44,7 +44,9 @@ async function api(path, options) {
   try { body = text ? parseJson(text) : {}; } catch (error) { body = { detail: text.slice(0, 200) }; }
   if (!response.ok) {
     const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || body);
-    throw new Error(`${response.status}: ${detail}`);
+    const error = new Error(`${response.status}: ${detail}`);
+    error.status = response.status;
+    throw error;
   }
   return body;
 }
@@ -91,6 +93,101 @@ function markedText(marked) {
   return span;
 }
 
+// -- chapters ----------------------------------------------------------------------------------------
+
+// a file's table of contents (GET /chapters), asked for once per file while the page is open and shared by
+// its cards and the preview; null when it has none (404). A failure is not kept, so it is asked again later.
+function chaptersOf(mediaId) {
+  const key = String(mediaId);
+  if (!state.chapters.has(key)) {
+    state.chapters.set(key, api(`/chapters/${key}`).catch((error) => {
+      if (error.status === 404) return null;
+      state.chapters.delete(key);
+      throw error;
+    }));
+  }
+  return state.chapters.get(key);
+}
+
+// the chapter playing at time t (chapters tile the file; the end of the last one belongs to it)
+function chapterAt(chapters, t) {
+  const last = chapters.length - 1;
+  return chapters.findIndex((c, i) => t >= c.start_s && (t < c.end_s || (i === last && t <= c.end_s)));
+}
+
+const chapterLabel = (chapter, position) => `Ch. ${position + 1}${chapter.title ? ` · ${chapter.title}` : ""}`;
+
+// where the page plays an item from: a fused moment from its strongest reason (the words said, the slide
+// shown), else from its start (a moment, a chapter) or its frame
+function playFrom(item) {
+  const reason = Array.isArray(item.why) && item.why.length ? item.why[0].start_s : null;
+  return reason ?? item.start_s ?? item.timestamp_s ?? 0;
+}
+
+// a text shown on at most two lines, with a "more" button when it is longer (see showExpanders)
+function expandable(text, className) {
+  const p = document.createElement("p");
+  p.className = `clamped ${className}`;
+  p.textContent = text;
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "expand";
+  button.textContent = "more";
+  button.hidden = true;
+  button.setAttribute("aria-expanded", "false");
+  button.addEventListener("click", (event) => {
+    event.stopPropagation();
+    const open = p.classList.toggle("open");
+    button.textContent = open ? "less" : "more";
+    button.setAttribute("aria-expanded", String(open));
+  });
+  return [p, button];
+}
+
+// once laid out: a "more" button only where the text does not fit on its two lines
+function showExpanders(root) {
+  for (const p of root.querySelectorAll(".clamped:not(.open)")) {
+    p.nextElementSibling.hidden = p.scrollHeight <= p.clientHeight + 1;
+  }
+}
+
+// the chapter a card's moment falls in, once the file's chapters are known
+async function labelChapter(element, item) {
+  let toc;
+  try { toc = await chaptersOf(item.media_id); } catch (error) { return; } // the preview says why
+  if (!toc || !toc.chapters.length) return;
+  const position = chapterAt(toc.chapters, playFrom(item));
+  if (position < 0) return;
+  const chapter = toc.chapters[position];
+  element.textContent = chapterLabel(chapter, position);
+  element.title = `${clock(chapter.start_s)}–${clock(chapter.end_s)}${chapter.summary ? `: ${chapter.summary}` : ""}`;
+  element.hidden = false;
+}
+
+// a chapter that matched a chapter search: its title and summary with the query's words marked
+function chapterCard(hit) {
+  const div = document.createElement("div");
+  div.className = "card result chapter-hit";
+  div.tabIndex = 0;
+  div.innerHTML = `<div class="meta"><span class="name"></span><span class="chapter-title"></span>
+    <span class="row"><span class="time"></span><span class="similarity"></span></span></div>`;
+  div.querySelector(".name").textContent = hit.partition_key;
+  const title = div.querySelector(".chapter-title");
+  title.append(`Ch. ${hit.index + 1}${hit.title ? " · " : ""}`, markWords(hit.title || "", hit.why.matched));
+  div.querySelector(".time").textContent = `${clock(hit.start_s)}–${clock(hit.end_s)}`;
+  div.querySelector(".similarity").textContent = hit.similarity.toFixed(3);
+  div.querySelector(".similarity").title = "similarity, 0..1, higher is better";
+  const summary = document.createElement("p");
+  summary.className = "summary";
+  summary.append(markedText(hit.why.marked || hit.summary || ""));
+  div.append(summary);
+  // the preview marks the same words in the transcript
+  const item = { ...hit, matched_words: hit.why.matched };
+  div.addEventListener("click", () => openPreview(item, div));
+  div.addEventListener("keydown", (event) => { if (event.key === "Enter") openPreview(item, div); });
+  return div;
+}
+
 function card(item) {
   // item: a moment (start_s/end_s) or a frame hit (timestamp_s)
   const div = document.createElement("div");
@@ -100,7 +197,8 @@ function card(item) {
     ? (item.kind === "image" ? "photo" : `${clock(item.start_s)}–${clock(item.end_s)}`)
     : (item.kind === "image" ? "photo" : clock(item.timestamp_s));
   div.innerHTML = `<img loading="lazy" alt=""><div class="meta"><span class="name"></span>
-    <span class="row"><span class="time"></span><span class="similarity"></span></span></div>
+    <span class="row"><span class="time"></span><span class="similarity"></span></span>
+    <span class="chapter" hidden></span></div>
     <div class="heatmap"></div><div class="actions"><button class="more" type="button">More like this</button>
     <span class="judge" hidden><button class="relevant" type="button" title="a good result for this query">✓ Good</button>
     <button class="not-relevant" type="button" title="not what this query asks for">✗ Not</button></span></div>`;
@@ -112,6 +210,7 @@ function card(item) {
   div.querySelector(".similarity").textContent = item.similarity.toFixed(3);
   div.querySelector(".similarity").title = "similarity, 0..1, higher is better";
   renderHeatmap(div.querySelector(".heatmap"), item.timeline, null);
+  if (item.kind !== "image") labelChapter(div.querySelector(".chapter"), item);
   div.addEventListener("click", () => openPreview(item, div));
   div.addEventListener("keydown", (event) => { if (event.key === "Enter") openPreview(item, div); });
   const frameId = item.best_frame_id ?? item.frame_id;
@@ -148,14 +247,15 @@ async function judge(element, query, frameId, relevant) {
   }
 }
 
-function showResults(items, label) {
+function showResults(items, label, render = card) {
   const grid = $("#results");
-  grid.replaceChildren(...items.map(card));
+  grid.replaceChildren(...items.map((item) => render(item)));
   $("#status").textContent = items.length ? label : "no results";
 }
 
 async function searchText(query) {
   state.query = query;
+  if ($("#mode").value === "chapters") return searchChapters(query);
   $("#status").textContent = "searching…";
   const params = filters();
   params.set("q", query);
@@ -165,6 +265,19 @@ async function searchText(query) {
   try {
     const body = await api(`/search?${params}`);
     showResults(body.results, `${body.results.length} moments for “${query}”`);
+  } catch (error) {
+    $("#status").textContent = error.message;
+  }
+}
+
+async function searchChapters(query) {
+  $("#status").textContent = "searching…";
+  const params = filters();
+  params.set("q", query);
+  params.set("k", "24");
+  try {
+    const body = await api(`/summaries?${params}`);
+    showResults(body.results, `${body.results.length} chapters for “${query}”`, chapterCard);
   } catch (error) {
     $("#status").textContent = error.message;
   }
@@ -198,9 +311,9 @@ function openPreview(item, element) {
   document.querySelectorAll(".card.selected").forEach((c) => c.classList.remove("selected"));
   element.classList.add("selected");
   state.selected = item;
-  // a fused moment plays from its strongest reason (the words said, the slide shown), else from its start
-  const start = (item.why && item.why.length ? item.why[0].start_s : null) ?? item.start_s ?? item.timestamp_s ?? 0;
+  const start = playFrom(item);
   $("#preview").hidden = false;
+  $("#preview-similar").hidden = (item.best_frame_id ?? item.frame_id ?? null) === null;  // audio, chapters
   $("#preview-title").textContent = item.partition_key;
   $("#preview-info").textContent = item.kind !== "image"
     ? `from ${clock(start)}${item.end_s !== undefined ? ` to ${clock(item.end_s)}` : ""} · similarity ${item.similarity.toFixed(3)}`
@@ -218,6 +331,7 @@ function openPreview(item, element) {
       video.addEventListener("loadedmetadata", seek, { once: true });
     }
     renderHeatmap($("#preview-timeline"), item.timeline, (t) => { video.currentTime = t; });
+    loadChapters(item, video);
     loadTranscript(item, video);
   } else {
     video.pause();
@@ -226,7 +340,103 @@ function openPreview(item, element) {
     image.src = item.video_url;
     $("#preview-timeline").replaceChildren();
     $("#transcript").hidden = true;
+    clearChapters(video);
   }
+}
+
+// the chapters under the player: the one playing is marked and follows playback, a click on one plays it
+// from its start; the video element gets the same chapters as a WebVTT chapters track
+function clearChapters(video) {
+  const panel = $("#chapters");
+  delete panel.dataset.mediaId;
+  panel.hidden = true;
+  $("#chapter-list").replaceChildren();
+  $("#chapters-summary").replaceChildren();
+  $("#chapters-count").textContent = "";
+  $("#chapters-error").hidden = true;
+  video.querySelectorAll("track[kind=chapters]").forEach((track) => track.remove());
+}
+
+async function loadChapters(item, video) {
+  const panel = $("#chapters");
+  const mediaId = String(item.media_id);
+  if (panel.dataset.mediaId === mediaId) {
+    followChapters(video);
+    return;
+  }
+  clearChapters(video);
+  panel.dataset.mediaId = mediaId;
+  let toc;
+  try {
+    toc = await chaptersOf(mediaId);
+  } catch (error) {
+    if (panel.dataset.mediaId !== mediaId) return;
+    delete panel.dataset.mediaId;  // asked again when the file is opened again
+    $("#chapters-error").textContent = `no chapters: ${error.message}`;
+    $("#chapters-error").hidden = false;
+    panel.hidden = false;
+    return;
+  }
+  // no chapters stored (404), or none for this file: no panel
+  if (panel.dataset.mediaId !== mediaId || !toc || !toc.chapters.length) return;
+  $("#chapters-count").textContent = `(${toc.chapters.length})`;
+  if (toc.summary) $("#chapters-summary").replaceChildren(...expandable(toc.summary, "video-summary muted"));
+  $("#chapter-list").replaceChildren(...toc.chapters.map((chapter, position) => {
+    const li = document.createElement("li");
+    li.tabIndex = 0;
+    li.dataset.start = chapter.start_s;
+    li.dataset.end = chapter.end_s;
+    const head = document.createElement("div");
+    head.className = "chapter-head";
+    const time = document.createElement("span");
+    time.className = "time";
+    time.textContent = `${clock(chapter.start_s)}–${clock(chapter.end_s)}`;
+    const title = document.createElement("span");
+    title.className = "title";
+    title.textContent = chapterLabel(chapter, position);
+    head.append(time, title);
+    li.append(head);
+    if (chapter.summary) li.append(...expandable(chapter.summary, "summary"));
+    const play = () => { video.currentTime = chapter.start_s; video.play().catch(() => {}); };
+    li.addEventListener("click", play);
+    li.addEventListener("keydown", (event) => { if (event.key === "Enter" && event.target === li) play(); });
+    return li;
+  }));
+  const track = document.createElement("track");
+  track.kind = "chapters";
+  track.label = "Chapters";
+  track.srclang = "en";
+  track.default = true;
+  track.src = `/chapters/${mediaId}?format=vtt`;
+  video.append(track);
+  track.track.mode = "hidden";  // load its cues for players that read them; browsers draw no chapters
+  panel.hidden = false;
+  showExpanders(panel);
+  followChapters(video);
+}
+
+function followChapters(video) {
+  const update = () => {
+    const list = $("#chapter-list"), t = video.currentTime;
+    const items = Array.from(list.children);
+    const playing = chapterAt(items.map((li) => ({ start_s: Number(li.dataset.start), end_s: Number(li.dataset.end) })), t);
+    items.forEach((li, i) => {
+      li.classList.toggle("current", i === playing);
+      if (i === playing) li.setAttribute("aria-current", "true");
+      else li.removeAttribute("aria-current");
+    });
+    const current = items[playing];
+    if (current && (current.offsetTop < list.scrollTop
+        || current.offsetTop + current.offsetHeight > list.scrollTop + list.clientHeight)) {
+      list.scrollTop = current.offsetTop;  // within the list only: the page does not jump
+    }
+  };
+  if (!video.dataset.followsChapters) {
+    video.addEventListener("timeupdate", update);
+    video.addEventListener("seeked", update);
+    video.dataset.followsChapters = "1";
+  }
+  update();
 }
 
 // the transcript beside the player: the line being said follows playback, a click on a line seeks there,
@@ -252,6 +462,7 @@ async function loadTranscript(item, video) {
   const mediaId = String(item.media_id);
   if (panel.dataset.mediaId === mediaId && list.children.length) {
     highlightWords(item.matched_words);
+    panel.hidden = false;  // hidden while a photo was open
     return;
   }
   panel.dataset.mediaId = mediaId;
