@@ -199,6 +199,41 @@ def test_summaries_are_searchable(library):
     assert client.search_summaries("drill", filters=None, k=3).to_arrow().num_rows == len(keyword)
 
 
+def test_the_api_and_the_cli_serve_the_chapters(library, tmp_path):
+    from click.testing import CliRunner
+    from fastapi.testclient import TestClient
+
+    from media_assets.apps.cli import main
+    from media_assets.apps.server import create_app
+
+    warehouse = library[0]
+    media_id = media_id_for("lecture.mp4")
+    chapters = chapters_of(warehouse, "lecture.mp4")
+    with TestClient(create_app(warehouse)) as http:
+        toc = http.get(f"/chapters/{media_id}").json()
+        assert [c["title"] for c in toc["chapters"]] == [c["title"] for c in chapters] and toc["summary"]
+        assert "path" not in toc and toc["video_url"] == f"/video/{media_id}"
+        track = http.get(f"/chapters/{media_id}", params={"format": "vtt"})
+        assert track.headers["content-type"].startswith("text/vtt") and track.text.startswith("WEBVTT")
+        assert http.get(f"/chapters/{media_id}", params={"format": "youtube"}).text.startswith("0:00 ")
+        assert http.get("/chapters/12345").status_code == 404
+        assert http.get(f"/chapters/{media_id}", params={"format": "pdf"}).status_code == 422
+        found = http.get("/summaries", params={"q": "apple harvest", "k": 2}).json()["results"]
+        assert found[0]["title"].lower() == "apple orchards" and found[0]["thumbnail_url"].startswith("/frame/")
+        assert "**apple" in found[0]["why"]["marked"].lower() and "media_path" not in found[0]
+        assert http.get("/summaries", params={"q": ""}).status_code == 422
+
+    root = str(warehouse.root)
+    shown = CliRunner().invoke(main, ["chapters", "lecture.mp4", "--warehouse", root])
+    assert shown.exit_code == 0, shown.output
+    assert f"lecture.mp4: {len(chapters)} chapters" in shown.output and "Apple orchards  [extractive]" in shown.output
+    out = tmp_path / "lecture.vtt"
+    written = CliRunner().invoke(main, ["chapters", "lecture.mp4", "--format", "vtt", "-o", out, "--warehouse", root])
+    assert written.exit_code == 0 and out.read_text(encoding="utf-8") == chapters_as(warehouse, media_id, "vtt")
+    missing = CliRunner().invoke(main, ["chapters", "nothing.mp4", "--warehouse", root])
+    assert missing.exit_code == 1 and missing.output.startswith("error:")
+
+
 @pytest.fixture(scope="module")
 def tiny_llm(tmp_path_factory):
     return write_random_causal_lm(tmp_path_factory.mktemp("llm") / "tiny-llm")
