@@ -100,6 +100,7 @@ def test_ingest_job_materializes_each_partition_and_fails_only_bad_files(warehou
         "every_kept_frame_has_a_vector": True,
         "segments_inside_the_file_and_apart": True,
         "every_text_row_has_a_vector": True,
+        "chapters_tile_the_file": True,
     }
 
     errors = catalog.query(warehouse, "SELECT partition_key, stage, message FROM ingest_errors ORDER BY 1").to_pylist()

@@ -489,8 +489,9 @@ def _chapters_table(toc) -> str:
 
     if not toc.chapters:
         return f"{toc.partition_key}: no chapters ({'a photo' if toc.kind == 'image' else 'no known length'})\n"
-    lines = [f"{toc.partition_key}: {len(toc.chapters)} chapters", ""]
-    if toc.summary:
+    count = len(toc.chapters)
+    lines = [f"{toc.partition_key}: {count} chapter{'s' if count != 1 else ''}", ""]
+    if toc.summary and toc.summary != toc.chapters[0]["summary"]:  # one chapter: its summary is the file's
         lines += [*textwrap.wrap(toc.summary, 100, initial_indent="  ", subsequent_indent="  "), ""]
     for chapter in toc.chapters:
         span = f"{_clock(chapter['start_s'])}-{_clock(chapter['end_s'])}"

@@ -77,6 +77,8 @@ MIN_LINE_OVERLAP_S = 1.0
 # change, and the frame read first may be the sampled frame just before it); a slide not appearing in a chapter
 # titles it only when on screen for this share of it
 SLIDE_LEAD_S = 1.0
+# a segment ending mid-sentence continues into the next segment starting within this many seconds
+JOIN_GAP_S = 2.0
 HELD_SLIDE_SHARE = 0.5
 
 
@@ -193,6 +195,7 @@ def make_chapters(
     contents = [_content(segment, units, lines) for segment in segments]
     corpus = [[units[i].text for i in indices] for indices, _ in contents]
     model, llm_model_id, llm_total = None, "", 0.0
+    extracts: list[list[int]] = []  # per chapter with words: the units its summary took
     wordless = any(not indices for indices, _ in contents)
     names = _names_by_shot(warehouse, media_id) if wordless else {}
     faces = _faces_by_shot(warehouse, media_id) if wordless else {}
@@ -236,6 +239,7 @@ def make_chapters(
             row["summary"] = summary_text(
                 texts, chosen, max_tokens=settings.max_summary_tokens, count_tokens=count_tokens
             )
+            extracts.append([indices[i] for i in chosen])
             row["method"], row["model_id"] = EXTRACTIVE, text_encoder().model_id
             if summary_model is not None:
                 if model is None:
@@ -246,9 +250,19 @@ def make_chapters(
         if progress is not None:
             progress(index + 1, len(segments))
 
-    video_summary, video_method = _video_summary(
-        rows, loaded[0] if loaded else None, count_tokens, settings, duration, shots
-    )
+    if any(row["method"] == ABSTRACTIVE for row in rows):  # condense what the model wrote
+        video_summary, video_method = _video_summary(rows, text_encoder(), count_tokens, settings), ABSTRACTIVE
+    elif extracts:  # condense the extracts: their sentences' vectors are there already
+        chosen_units = [i for extract in extracts for i in extract]
+        texts = [_closed(units[i].text) for i in chosen_units]
+        picked = extractive_summary(
+            texts, vectors[chosen_units], max_tokens=settings.max_summary_tokens, count_tokens=count_tokens
+        )
+        video_summary = summary_text(texts, picked, max_tokens=settings.max_summary_tokens, count_tokens=count_tokens)
+        video_method = EXTRACTIVE
+    else:  # no words: described like a visual chapter
+        video_summary = visual_description(duration_s=duration, shot_kinds=[s["kind"] for s in shots])
+        video_method = VISUAL
     vector_rows = _summary_rows(media_id, rows)
     if vector_rows:  # a file without words has its descriptions embedded too: scene and character names are words
         text_encoder()
@@ -287,13 +301,15 @@ def _rows(warehouse: Warehouse, table: str, media_id: int, *, order: str) -> lis
 
 
 def _sentences(warehouse: Warehouse, media_id: int, duration: float) -> list[_Unit]:
-    """The transcript's sentences (one source), each timed by its share of its segment's span."""
+    """The transcript's sentences (one source), each timed by its share of its segment's span. A segment that
+    stops mid-sentence (the recogniser cut it at a pause) continues into the next one when that starts within
+    `JOIN_GAP_S`: the two pieces are one sentence."""
     try:
         transcript = read_transcript(warehouse, media_id)
     except TranscriptNotFoundError:
         return []
     source = primary_source(transcript)
-    units = []
+    units: list[_Unit] = []
     for segment in transcript.segments:
         if segment["source"] != source or is_silence(segment.get("no_speech_prob"), segment.get("avg_logprob")):
             continue
@@ -301,16 +317,22 @@ def _sentences(warehouse: Warehouse, media_id: int, duration: float) -> list[_Un
         if end <= start:
             continue
         pieces = split_sentences(segment["text"] or "")
-        total = sum(len(p) for p in pieces) or 1
+        share = (end - start) / (sum(len(p) for p in pieces) or 1)
         at = 0
-        for piece in pieces:
-            units.append(
-                _Unit(
-                    start + (end - start) * at / total, start + (end - start) * (at + len(piece)) / total, piece, True
-                )
-            )
+        for number, piece in enumerate(pieces):
+            piece_start, piece_end = start + share * at, start + share * (at + len(piece))
             at += len(piece)
+            previous = units[-1] if units else None
+            if number == 0 and previous is not None and _open(previous.text) and start - previous.end_s <= JOIN_GAP_S:
+                units[-1] = _Unit(previous.start_s, piece_end, f"{previous.text} {piece}", True)
+            else:
+                units.append(_Unit(piece_start, piece_end, piece, True))
     return units
+
+
+def _open(text: str) -> bool:
+    """Whether a sentence piece stops before its end (no closing mark)."""
+    return not text.rstrip(" \"'”’)]").endswith((".", "!", "?", "…"))
 
 
 def _screen_lines(warehouse: Warehouse, media_id: int) -> list[dict]:
@@ -472,21 +494,14 @@ def _token_counter(encoder: TextEncoder | None) -> Callable[[str], int]:
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
-def _video_summary(rows, encoder, count_tokens, settings, duration, shots) -> tuple[str, str]:
-    """The chapters' summaries condensed into one (the same extractive rule over their sentences); a file
-    without words is described like a visual chapter."""
-    spoken = [r for r in rows if r["method"] != VISUAL]
-    if not spoken or encoder is None:
-        description = visual_description(duration_s=duration, shot_kinds=[s["kind"] for s in shots])
-        return description, VISUAL
-    sentences = [s for r in spoken for s in split_sentences(r["summary"])]
-    if len(spoken) == 1 and sum(count_tokens(s) for s in sentences) <= settings.max_summary_tokens:
-        return spoken[0]["summary"], EXTRACTIVE
+def _video_summary(rows, encoder, count_tokens, settings) -> str:
+    """The chapters' abstractive summaries condensed into one by the same extractive rule."""
+    sentences = [s for r in rows if r["method"] != VISUAL for s in split_sentences(r["summary"])]
+    if not sentences:
+        return ""
     vectors = encoder.encode(sentences, batch_size=settings.batch_size)
     chosen = extractive_summary(sentences, vectors, max_tokens=settings.max_summary_tokens, count_tokens=count_tokens)
-    return summary_text(
-        sentences, chosen, max_tokens=settings.max_summary_tokens, count_tokens=count_tokens
-    ), EXTRACTIVE
+    return summary_text(sentences, chosen, max_tokens=settings.max_summary_tokens, count_tokens=count_tokens)
 
 
 # -- writing ---------------------------------------------------------------------------------------------------
