@@ -264,6 +264,7 @@ def test_definitions_load_as_dagster_dev_loads_them():
         "transcripts",
         "screen_text",
         "text_vectors",
+        "chapters",
         "feedback",
         "embedding_adapter",
         "promoted_adapter",
@@ -287,6 +288,7 @@ def test_definitions_load_as_dagster_dev_loads_them():
     }
     assert defs.resolve_assets_def("frame_embeddings").op.pool == "gpu"
     assert defs.resolve_assets_def("faces").op.pool == "gpu"
+    assert defs.resolve_assets_def("chapters").op.pool == "llm"
 
 
 def test_a_warehouses_instance_has_the_repos_concurrency_settings():

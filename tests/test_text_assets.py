@@ -134,7 +134,7 @@ def test_text_vectors_hold_the_transcript_and_the_screen_text(library):
     meta = metadata(runs["talk.mp4"], "text_vectors")
     assert meta["transcript_rows"] >= 1 and meta["screen_text_rows"] >= 2 and meta["dim"] == 384
     rows = TextVectorStore(warehouse).dataset().to_table(filter=f"media_id = {media_id_for('talk.mp4')}").to_pylist()
-    assert {r["kind"] for r in rows} == {"transcript", "screen_text"}
+    assert {r["kind"] for r in rows} == {"transcript", "screen_text", "summary"}  # summary: the chapters' rows
 
 
 def test_search_finds_what_was_said_what_was_shown_and_where(library):
