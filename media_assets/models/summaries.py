@@ -354,7 +354,7 @@ def key_phrases(texts: Sequence[str], corpus: Sequence[Sequence[str]], k: int = 
 # -- slide headings and titles -----------------------------------------------------------------------------
 
 HEADING_UPPER_PART = 0.6  # a heading's middle lies in the top 60 % of the frame (burnt-in subtitles are lower)
-HEADING_TALLER = 1.2  # a heading is this much taller than the median of the slide's other lines
+HEADING_TALLER = 1.15  # a heading is this much taller than the median of the slide's other lines
 HEADING_MIN_HEIGHT = 0.02  # of the frame's height (14 px at 720p): smaller text is a footnote, never a heading
 SINGLE_LINE_MIN_HEIGHT = 0.04  # a line alone on a slide is a heading from this height (29 px at 720p) up
 SAME_LINE_RATIO = 1.15  # lines within this height ratio are set in one size (a heading on two rows)

@@ -420,14 +420,14 @@ def _content(segment: Segment, units: list[_Unit], lines: list[dict]) -> tuple[l
 
 def _heading(lines: list[dict], segment: Segment) -> str | None:
     """The heading of the chapter's slide: the first slide that appears in it (a boundary snaps to the moment a
-    slide appears, so one shown from up to `SLIDE_LEAD_S` before its start counts), else the slide held over
-    most of it (a chapter cut inside a long slide). A slide of the chapter before, still on screen for its
-    first second, is neither."""
+    slide appears, so one shown from up to `SLIDE_LEAD_S` before its start counts, and one appearing in its
+    last `SLIDE_LEAD_S` is the next chapter's), else the slide held over most of it (a chapter cut inside a
+    long slide). A slide of the chapter before, still on screen for its first second, is neither."""
     frames: dict[int, list[dict]] = {}
     for line in lines:
         frames.setdefault(int(line["frame_id"]), []).append(line)
     first_shown = {frame: min(x["start_s"] for x in group) for frame, group in frames.items()}
-    appearing = [f for f in frames if segment.start_s - SLIDE_LEAD_S <= first_shown[f] < segment.end_s]
+    appearing = [f for f in frames if segment.start_s - SLIDE_LEAD_S <= first_shown[f] < segment.end_s - SLIDE_LEAD_S]
     if appearing:
         chosen = min(appearing, key=lambda f: (first_shown[f], f))
     else:
