@@ -4,6 +4,7 @@
 <warehouse>/                     MEDIA_ASSETS_WAREHOUSE, default ./warehouse
   catalog.duckdb                 views over tables/ (open it with the DuckDB CLI)
   settings.json                  the media root chosen with `media-assets ingest --media DIR`
+  tokens.json                    the API tokens' names, roles and SHA-256 (`media-assets tokens`), 0600
   tables/<table>/<media_id>.parquet   per-partition facts (media, frames, ingest_errors)
   vectors/                       LanceDB database (MEDIA_ASSETS_VECTORS_URI may point elsewhere, e.g. s3://)
   frames/<media_id>/<seq>.jpg    JPEG thumbnails of sampled frames

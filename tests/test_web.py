@@ -470,7 +470,8 @@ def test_the_chapters_mode_finds_chapters_and_opens_the_video_there(chaptered, b
     assert page.locator("#results b, #results i").count() == 0  # markup in titles and summaries is text
     first.click()
     page.wait_for_selector("#chapters:not([hidden])")
-    assert page.locator("#preview-similar").is_hidden()  # a chapter has no frame to search with
+    assert page.locator("#preview-similar").is_visible()  # "more like this" the frame the chapter starts on
+    assert first.locator("img").get_attribute("src").startswith("/frame/")
     page.wait_for_function(
         f"Math.abs(document.querySelector('#preview-video').currentTime - {rows[1]['start_s']}) < 0.5"
     )

@@ -2,7 +2,7 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { query: "", selected: null, chapters: new Map() };
+const state = { query: "", selected: null, chapters: new Map(), session: null, view: "search" };
 
 function clock(seconds) {
   const m = Math.floor(seconds / 60), s = seconds - 60 * m;
@@ -44,6 +44,7 @@ async function api(path, options) {
   try { body = text ? parseJson(text) : {}; } catch (error) { body = { detail: text.slice(0, 200) }; }
   if (!response.ok) {
     const detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail || body);
+    if (response.status === 401) askForToken(detail);
     const error = new Error(`${response.status}: ${detail}`);
     error.status = response.status;
     throw error;
@@ -169,8 +170,10 @@ function chapterCard(hit) {
   const div = document.createElement("div");
   div.className = "card result chapter-hit";
   div.tabIndex = 0;
-  div.innerHTML = `<div class="meta"><span class="name"></span><span class="chapter-title"></span>
+  div.innerHTML = `<img loading="lazy" alt=""><div class="meta"><span class="name"></span><span class="chapter-title"></span>
     <span class="row"><span class="time"></span><span class="similarity"></span></span></div>`;
+  if (hit.thumbnail_url) div.querySelector("img").src = hit.thumbnail_url;  // the frame as the chapter starts
+  else div.querySelector("img").classList.add("no-picture");
   div.querySelector(".name").textContent = hit.partition_key;
   const title = div.querySelector(".chapter-title");
   title.append(`Ch. ${hit.index + 1}${hit.title ? " · " : ""}`, markWords(hit.title || "", hit.why.matched));
@@ -219,7 +222,7 @@ function card(item) {
     event.stopPropagation();
     moreLikeThis(item.best_frame_id ?? item.frame_id);
   });
-  if (state.query) {  // a text search: the result can be judged (a relevance feedback row)
+  if (state.query && canWrite()) {  // a text search: the result can be judged (a relevance feedback row)
     const query = state.query;
     div.querySelector(".judge").hidden = false;
     for (const [selector, relevant] of [[".relevant", true], [".not-relevant", false]]) {
@@ -583,7 +586,7 @@ function dropTarget(div, memberKind, clusterId) {
 function memberCard(member, className) {
   const div = document.createElement("div");
   div.className = `card member ${className}`;
-  div.draggable = true;
+  div.draggable = canWrite();
   div.dataset.memberKind = member.member_kind;
   div.dataset.memberId = member.member_id;
   if (member.member_kind === "shot") div.dataset.shotId = member.member_id;
@@ -701,13 +704,73 @@ async function pinMember(memberKind, memberId, clusterId) {
 // -- views -----------------------------------------------------------------------------------------
 
 function showView(name) {
+  state.view = name;
+  if (!$("#login").hidden) return;  // shown once logged in
   document.querySelectorAll(".view").forEach((v) => { v.hidden = v.id !== `view-${name}`; });
   document.querySelectorAll(".tab").forEach((t) => t.classList.toggle("active", t.dataset.view === name));
   if (name === "clusters") loadClusters();
 }
 document.querySelectorAll(".tab").forEach((tab) => tab.addEventListener("click", () => showView(tab.dataset.view)));
 
-api("/health").then((h) => {
-  $("#health").textContent = `${h.counts.media} files · ${h.counts.frames} frames · ${h.counts.shots} shots · index ${h.index.state}`;
-  if (!h.counts.clusters) $("#tab-clusters").title = "no clusters yet";
-}).catch((error) => { $("#health").textContent = error.message; });
+// -- access ----------------------------------------------------------------------------------------
+
+// who the page acts as (GET /session): a token's name and role, or an open server (no tokens). Only an editor
+// judges results and drags pins; the server checks either way.
+const canWrite = () => !state.session || state.session.role === "editor";
+
+// the API answered 401: ask for a token, once; POST /login keeps it in an HttpOnly cookie the page never sees
+function askForToken(message) {
+  if (!$("#login").hidden) return;
+  state.session = null;
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = true; });
+  $("#who").hidden = $("#logout").hidden = true;
+  $("#health").textContent = "";
+  $("#login-error").textContent = message && !message.startsWith("this server needs a token") ? message : "";
+  $("#login").hidden = false;
+  $("#login-token").focus();
+}
+
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const token = $("#login-token").value.trim();
+  if (!token) { $("#login-error").textContent = "paste your token"; return; }
+  const response = await fetch("/login", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ token }),
+  });
+  if (!response.ok) {
+    const body = await response.json().catch(() => ({}));
+    $("#login-error").textContent = body.detail || `${response.status}`;
+    return;
+  }
+  $("#login-token").value = "";
+  $("#login-error").textContent = "";
+  $("#login").hidden = true;
+  showView(state.view);
+  await start();
+  if (state.query && state.view === "search") searchText(state.query);
+});
+
+$("#logout").addEventListener("click", async () => {
+  await fetch("/logout", { method: "POST" });
+  askForToken("logged out");
+});
+
+async function start() {
+  try {
+    state.session = await api("/session");
+  } catch (error) {
+    if (error.status !== 401) $("#health").textContent = error.message;
+    return;
+  }
+  const { session } = state;
+  $("#who").hidden = $("#logout").hidden = session.open;
+  $("#who").textContent = session.open ? "" : `${session.name} (${session.role})`;
+  try {
+    const h = await api("/health");
+    $("#health").textContent = `${h.counts.media} files · ${h.counts.frames} frames · ${h.counts.shots} shots · index ${h.index.state}`;
+    if (!h.counts.clusters) $("#tab-clusters").title = "no clusters yet";
+  } catch (error) {
+    $("#health").textContent = error.message;
+  }
+}
+start();
