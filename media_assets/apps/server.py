@@ -9,6 +9,9 @@ body is read or stored). OpenAPI docs at `/docs`.
 
 Frame, shot and face ids are 63-bit integers (`media_id << 20 | n`): JavaScript clients must read them
 without going through a float (the page reads long integers as strings); media and cluster ids are small.
+
+Who may call which endpoint (tokens with a viewer or editor role, the Host and Origin checks, the login
+cookie) is `apps/access.py`'s: its `ROUTE_ROLES` must list every route declared here, or the app is refused.
 """
 
 import logging
@@ -17,13 +20,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
-import cv2
 import numpy as np
-from fastapi import FastAPI, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from media_assets.apps.access import Access, feedback_source, serving_access
+from media_assets.apps.access import install as install_access
+from media_assets.apps.uploads import read_image_upload
 from media_assets.feedback.table import (
     FeedbackError,
     feedback_rows,
@@ -87,6 +92,8 @@ CLUSTER_ID = Annotated[int, PathParam(ge=0, le=MAX_ID, description="A cluster id
 
 
 ID = Annotated[int, Field(ge=0, le=MAX_ID)]
+# what a feedback row written through the API records: api:<token name> (open: api), see apps/access.py
+SOURCE = Annotated[str, Depends(feedback_source)]
 
 
 class MoveRequest(BaseModel):
@@ -196,9 +203,12 @@ def create_app(
     *,
     client: SearchClient | None = None,
     prepare_playback: bool = False,
+    access: Access | None = None,
 ) -> FastAPI:
     """The API and page over one warehouse. With `prepare_playback`, a background thread makes the playback
-    copies that are missing (`prepare_playback_copies`) while the server already answers."""
+    copies that are missing (`prepare_playback_copies`) while the server already answers. `access` says who
+    may call what (`apps/access.py`); the default, `Access.in_process()`, is open and checks no Host: for an
+    app called in process (FastAPI's TestClient). `serve` always passes a server's policy."""
     warehouse = warehouse if isinstance(warehouse, Warehouse) else Warehouse.at(warehouse)
     client = client or SearchClient(warehouse)
     app = FastAPI(
@@ -334,17 +344,11 @@ def create_app(
         end_s: END = None,
         cluster_id: CLUSTER = None,
     ):
-        """Frames that look like an uploaded image (JPEG, PNG, WebP, BMP, TIFF; at most 10 MiB)."""
-        data = bytearray()
-        while chunk := await file.read(2**20):
-            data += chunk
-            if len(data) > MAX_UPLOAD_BYTES:
-                raise HTTPException(413, f"the upload is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
-        if not data:
-            raise SearchError("the uploaded file is empty")
-        image = cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SearchError(f"the uploaded file {file.filename!r} is not an image OpenCV can read")
+        """Frames that look like an uploaded image: JPEG, PNG, WebP, GIF, BMP or TIFF, told by its content (not
+        its name or Content-Type); at most 10 MiB and `MEDIA_ASSETS_MAX_PIXELS` pixels (413 over either), 422
+        for anything that is not such an image or is truncated."""
+
+        image = await read_image_upload(file, MAX_UPLOAD_BYTES)
         hits = client.search_image(image, k, offset=offset, filters=filters(media, kind, start_s, end_s, cluster_id))
         return {"results": _public_hits(hits.to_dicts()), "k": k, "offset": offset}
 
@@ -562,30 +566,30 @@ def create_app(
         return rows[0] | {"clustered_at": str(rows[0]["clustered_at"]), "members": [_scored_member(m) for m in members]}
 
     @app.post("/feedback/move", status_code=201)
-    def move(request: MoveRequest):
+    def move(request: MoveRequest, source: SOURCE):
         """A person puts a shot into a scene cluster (or a face into a character cluster), e.g. dragging it
         out of the noise bucket: a `move` feedback row, honoured as a pin at the next clustering.
         `cluster_id: null` takes the pin back."""
         return _public_row(
-            record_move(warehouse, request.member_kind, request.member_id, request.cluster_id, source="api")
+            record_move(warehouse, request.member_kind, request.member_id, request.cluster_id, source=source)
         )
 
     @app.post("/feedback/merge", status_code=201)
-    def merge(request: MergeRequest):
+    def merge(request: MergeRequest, source: SOURCE):
         """Cluster `from_cluster_id` is really `into_cluster_id`: one row (and pin) per member it has."""
-        rows = record_merge(warehouse, request.into_cluster_id, request.from_cluster_id, source="api")
+        rows = record_merge(warehouse, request.into_cluster_id, request.from_cluster_id, source=source)
         return {"rows": [_public_row(r) for r in rows]}
 
     @app.post("/feedback/split", status_code=201)
-    def split(request: SplitRequest):
+    def split(request: SplitRequest, source: SOURCE):
         """These members of a cluster form a cluster of their own (a new id)."""
         new_id, rows = record_split(
-            warehouse, request.cluster_id, request.member_kind, request.member_ids, source="api"
+            warehouse, request.cluster_id, request.member_kind, request.member_ids, source=source
         )
         return {"cluster_id": new_id, "rows": [_public_row(r) for r in rows]}
 
     @app.post("/feedback/pair", status_code=201)
-    def pair(request: PairRequest):
+    def pair(request: PairRequest, source: SOURCE):
         """Two shots, faces or frames show the same scene or person (`same: true`), or not."""
         return _public_row(
             record_pair(
@@ -594,15 +598,15 @@ def create_app(
                 request.member_id,
                 request.other_member_id,
                 same=request.same,
-                source="api",
+                source=source,
             )
         )
 
     @app.post("/feedback/relevance", status_code=201)
-    def relevance(request: RelevanceRequest):
+    def relevance(request: RelevanceRequest, source: SOURCE):
         """Frame `frame_id` is (or is not) a good result for `query`."""
         return _public_row(
-            record_relevance(warehouse, request.query, request.frame_id, relevant=request.relevant, source="api")
+            record_relevance(warehouse, request.query, request.frame_id, relevant=request.relevant, source=source)
         )
 
     @app.get("/feedback")
@@ -614,6 +618,17 @@ def create_app(
         rows = feedback_rows(warehouse, after_seq=after_seq).slice(0, limit).to_pylist()
         return {"rows": [_public_row(r) for r in rows]}
 
+    # The API's own 422s say what is wrong in a sentence ({"detail": "…"}: SearchError, FeedbackError, uploads),
+    # FastAPI's parameter checks in a list; the schema FastAPI writes knows only the list, so it says both.
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            errors = FastAPI.openapi(app)["components"]["schemas"]["HTTPValidationError"]["properties"]
+            errors["detail"] = {"anyOf": [errors["detail"], {"type": "string"}], "title": "Detail"}
+        return app.openapi_schema
+
+    app.openapi = openapi
+
+    install_access(app, access or Access.in_process())  # last: it checks that every route has a role
     return app
 
 
@@ -692,8 +707,15 @@ def _public_moments(moments: list[dict]) -> list[dict]:
     ]
 
 
-def serve(warehouse: Warehouse, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(warehouse: Warehouse, host: str = "127.0.0.1", port: int = 8000, *, access: Access | None = None) -> None:
+    """Serve the API on `host:port` with `access` (default: `serving_access`, which refuses a network
+    address without tokens)."""
     import uvicorn
 
+    if access is None:
+        access, notes = serving_access(warehouse, host)
+        for note in notes:
+            log.warning("%s", note)
+    app = create_app(warehouse, prepare_playback=True, access=access)
     # no startup or shutdown hooks: without the lifespan task, Ctrl-C stops the server without a traceback
-    uvicorn.run(create_app(warehouse, prepare_playback=True), host=host, port=port, log_level="info", lifespan="off")
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="off")

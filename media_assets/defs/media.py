@@ -17,7 +17,13 @@ from media_assets.defs.partitions import media_file_of, media_files
 from media_assets.defs.resources import ClipEncoderResource, WarehouseResource
 from media_assets.errors import MediaReadError
 from media_assets.ids import media_id_for
-from media_assets.media.decoding import Sampling
+from media_assets.media.decoding import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_VIDEO_PIXELS,
+    MAX_PIXELS_ENV,
+    MAX_VIDEO_PIXELS_ENV,
+    Sampling,
+)
 from media_assets.media.previews import contact_sheet, evenly_spaced, markdown_image
 from media_assets.media.signals import DUPLICATE_MAX_HASH_DISTANCE
 from media_assets.stages.frame_embeddings import embed_frames
@@ -38,12 +44,30 @@ class FramesConfig(Config):
         le=64,
         description="A frame whose perceptual hash is within this many bits of the last kept frame is a near-duplicate",
     )
+    max_pixels: int = Field(
+        default=0,
+        ge=0,
+        description="Largest photo read, width × height, checked in its header before decoding; "
+        f"0: {MAX_PIXELS_ENV}, else {DEFAULT_MAX_PIXELS}",
+    )
+    max_video_pixels: int = Field(
+        default=0,
+        ge=0,
+        description="Largest video frame read, width × height, checked in the container before sampling; "
+        f"0: {MAX_VIDEO_PIXELS_ENV}, else {DEFAULT_MAX_VIDEO_PIXELS} (8192 × 4320)",
+    )
 
     def settings(self) -> FrameSettings:
         sampling = (
             Sampling(every_n_frames=self.every_n_frames) if self.every_n_frames else Sampling(fps=self.sample_fps)
         )
-        return FrameSettings(sampling, self.thumbnail_max_side, duplicate_max_distance=self.duplicate_max_distance)
+        return FrameSettings(
+            sampling,
+            self.thumbnail_max_side,
+            duplicate_max_distance=self.duplicate_max_distance,
+            max_pixels=self.max_pixels or None,
+            max_video_pixels=self.max_video_pixels or None,
+        )
 
 
 @asset(
