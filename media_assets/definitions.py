@@ -3,15 +3,16 @@
 Asset groups, one module each (`group_name` = module name): `media` (frames, frame_embeddings), `film`
 (shots, faces, clusters), `text` (transcripts, screen_text, text_vectors, chapters), `search` (hnsw_index), `learning`
 (feedback, embedding_adapter, promoted_adapter, adapted_vectors): their assets and checks are loaded from
-them. Then the jobs (`jobs.JOBS`), the sensors (`sensors.SENSORS`) and the automation sensors
-(`automation.SENSORS`), each listed in its own module.
+them. Then the jobs (`jobs.JOBS`), the sensors (`sensors.SENSORS`), the automation sensors
+(`automation.SENSORS`) and the schedules (`health.SCHEDULES`, with `health`'s check `warehouse_is_consistent`),
+each listed in its own module.
 """
 
 from __future__ import annotations
 
 from dagster import Definitions, load_asset_checks_from_modules, load_assets_from_modules, multiprocess_executor
 
-from media_assets.defs import automation, film, jobs, learning, media, search, sensors, text
+from media_assets.defs import automation, film, health, jobs, learning, media, search, sensors, text
 from media_assets.defs.resources import (
     ClipEncoderResource,
     SpeechResource,
@@ -44,9 +45,10 @@ def build_definitions(
     """Definitions over one warehouse; empty arguments fall back to the environment and defaults."""
     return Definitions(
         assets=load_assets_from_modules(GROUPS, include_specs=True),
-        asset_checks=load_asset_checks_from_modules(GROUPS),
+        asset_checks=load_asset_checks_from_modules([*GROUPS, health]),
         jobs=jobs.JOBS,
         sensors=[*sensors.SENSORS, *automation.SENSORS],
+        schedules=health.SCHEDULES,
         resources={
             "warehouse": WarehouseResource(root=warehouse, media_root=media_root),
             "clip": ClipEncoderResource(model=clip_model, device=device, batch_size=batch_size),

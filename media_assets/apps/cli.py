@@ -414,6 +414,142 @@ def status(warehouse_dir) -> None:
 
 @main.command()
 @warehouse_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--repair", is_flag=True, help="Request the runs that repair the problems (through Dagster), then verify again."
+)
+@_friendly_errors
+def verify(warehouse_dir, as_json, repair) -> None:
+    """Check that the catalog, the vectors, the thumbnails, the index and the adapter registry agree; each
+    problem is printed with its partition and what to re-materialize. Exit status 1 when there are problems."""
+    from media_assets.stages.verify import verify_warehouse
+
+    warehouse = _existing(warehouse_dir)
+    report = verify_warehouse(warehouse)
+    if not repair or not report.repairs():
+        if as_json:
+            click.echo(json.dumps(report.to_dict(), indent=1))
+        else:
+            _print_verify(report)
+        sys.exit(0 if report.clean else 1)
+    from media_assets.defs.runner import repair as request_repairs
+
+    if not as_json:
+        _print_verify(report)
+        click.echo("repairing:")
+    lines = request_repairs(warehouse, report, on_line=None if as_json else lambda line: click.echo(f"  {line}"))
+    after = verify_warehouse(warehouse)
+    if as_json:
+        click.echo(json.dumps({"before": report.to_dict(), "repairs": lines, **after.to_dict()}, indent=1))
+    else:
+        click.echo("after the repair:")
+        _print_verify(after)
+    sys.exit(0 if after.clean else 1)
+
+
+def _print_verify(report) -> None:
+    """A summary line, then each problem on a line of its own under its partition."""
+    c = report.counts
+    click.echo(
+        f"{c.get('media', 0)} media files, {c.get('frames', 0)} frames ({c.get('kept_frames', 0)} kept), "
+        f"{c.get('frame_vectors', 0)} frame vectors, {c.get('shots', 0)} shots, {c.get('faces', 0)} faces, "
+        f"{c.get('text_vectors', 0)} text vectors, {c.get('catalog_files', 0)} catalog files, "
+        f"index {c.get('index_live', '-')} vectors, adapter {c.get('adapter_version') or 'none'} "
+        f"({report.elapsed_s:.2f}s)"
+    )
+    if report.clean:
+        click.echo("clean: the catalog, the vectors, the thumbnails, the index and the adapter registry agree")
+        return
+    groups = report.by_partition()
+    partitions = sum(1 for key in groups if key is not None)
+    whole = " and the warehouse as a whole" if None in groups else ""
+    click.echo(f"{len(report.problems)} problems in {partitions} partitions{whole}")
+    for key, problems in groups.items():
+        click.echo(key if key is not None else "(warehouse)")
+        for p in problems:
+            examples = f" (e.g. {', '.join(str(e) for e in p.examples[:3])})" if p.examples else ""
+            click.echo(f"  {p.kind}: {p.detail}{examples} -> {p.repair.describe()}")
+    if report.repairs():
+        click.echo("repair: media-assets verify --repair")
+
+
+@main.command()
+@warehouse_option
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--keep", default=5, show_default=True, type=click.IntRange(min=1), help="Backups kept in FOLDER (newest first)."
+)
+@_friendly_errors
+def backup(warehouse_dir, folder, keep) -> None:
+    """Write a consistent copy of the warehouse into FOLDER/<UTC timestamp>/ (while it is in use) and remove
+    all but the newest --keep backups there. The Dagster instance and the media files are not copied."""
+    from media_assets.stages.verify import verify_warehouse
+    from media_assets.store.backup import BackupError, backup_warehouse
+
+    warehouse = _existing(warehouse_dir)
+    try:
+        result = backup_warehouse(warehouse, folder, keep=keep)
+    except BackupError as exc:
+        raise ValueError(str(exc)) from exc
+    m = result.manifest
+    rows = sum(t["rows"] for t in m["tables"].values())
+    vectors = ", ".join(f"{name} v{v['version']} ({v['rows']})" for name, v in sorted(m["vectors"].items()))
+    click.echo(
+        f"backup {result.path}: {m['files']} files, {m['bytes'] / 2**20:.1f} MiB; {rows} catalog rows, "
+        f"{m['thumbnails']} thumbnails, {m['face_crops']} face crops; {vectors or 'no vectors'} ({m['elapsed_s']:.1f}s)"
+    )
+    if not m["settled"]:
+        click.echo(
+            f"warning: still changing after {m['passes']} passes: {', '.join(m['still_changing'][:5])}; "
+            "the copy may mix their states (back up again when the runs are done)"
+        )
+    copy = verify_warehouse(Warehouse.at(result.path, vectors_uri=str(result.path / "vectors")))
+    click.echo(
+        "the copy verifies clean"
+        if copy.clean
+        else f"the copy has {len(copy.problems)} problems, as the warehouse had (see: media-assets verify)"
+    )
+    for path in result.removed:
+        click.echo(f"removed the older backup {path}")
+
+
+@main.command()
+@warehouse_option
+@click.argument("backup_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--force", is_flag=True, help="Replace a warehouse that is not empty (its Dagster instance and media/ are kept)."
+)
+@_friendly_errors
+def restore(warehouse_dir, backup_dir, force) -> None:
+    """Bring back BACKUP_DIR (a folder media-assets backup wrote) as the warehouse: every file's sha256 is
+    checked while it is copied into a temporary folder, which then takes the warehouse's place; then verify."""
+    from media_assets.defs.runner import register_partitions
+    from media_assets.stages.verify import verify_warehouse
+    from media_assets.store.backup import BackupError, restore_warehouse
+
+    try:
+        result = restore_warehouse(backup_dir, Warehouse.at(warehouse_dir), force=force)
+    except BackupError as exc:
+        raise ValueError(str(exc)) from exc
+    kept = f"; kept its {' and '.join(result.kept)}" if result.kept else ""
+    click.echo(
+        f"restored {result.files} files ({result.bytes / 2**20:.1f} MiB) of the backup taken "
+        f"{result.manifest['created_at']} into {result.root}{kept}"
+    )
+    warehouse = Warehouse.at(result.root)
+    click.echo(f"registered {register_partitions(warehouse)} media files as partitions of the Dagster instance")
+    if not result.media_files_present:
+        click.echo(
+            f"warning: the media root {result.media_root} has no files: put the media back (or point "
+            "MEDIA_ASSETS_MEDIA_ROOT at it) before Dagster's media sensor runs, or it removes what it cannot find"
+        )
+    report = verify_warehouse(warehouse)
+    _print_verify(report)
+    sys.exit(0 if report.clean else 1)
+
+
+@main.command()
+@warehouse_option
 @click.argument("media_file")
 @click.option(
     "--format",
@@ -524,23 +660,122 @@ def _media_id_of(warehouse: Warehouse, media_file: str) -> int:
     return int(rows[0]["media_id"])
 
 
+tokens_option = click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Token file (default: <warehouse>/tokens.json).",
+)
+
+
 @main.command()
 @warehouse_option
 @click.option(
     "--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0: every interface)."
 )
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@tokens_option
+@click.option(
+    "--no-auth",
+    is_flag=True,
+    help="Serve without tokens on a network address too: anyone who can reach it reads and writes.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    help="Another name the server is reached by (the Host header), e.g. media.example.org; repeatable.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="Let pages of this origin (e.g. https://app.example:3000) call the API (CORS); repeatable.",
+)
 @_friendly_errors
-def serve(warehouse_dir, host, port) -> None:
-    """The HTTP API and the web page (http://HOST:PORT/, API docs at /docs)."""
+def serve(warehouse_dir, host, port, tokens_file, no_auth, allow_hosts, cors_origins) -> None:
+    """The HTTP API and the web page (http://HOST:PORT/, API docs at /docs).
+
+    With tokens (media-assets tokens add, or $MEDIA_ASSETS_TOKENS=name:role:token,...) every request needs
+    one; without, it serves open on a loopback address only (--no-auth to serve open anywhere)."""
+    from media_assets.apps.access import serving_access
     from media_assets.apps.server import serve as run_server
 
     warehouse = _existing(warehouse_dir)
+    access, notes = serving_access(
+        warehouse, host, tokens_file=tokens_file, no_auth=no_auth, allow_hosts=allow_hosts, cors_origins=cors_origins
+    )
+    for note in notes:
+        click.echo(note, err=True)
     click.echo(f"serving {warehouse.root} at http://{host}:{port}/ (API docs: /docs); Ctrl-C stops")
     try:
-        run_server(warehouse, host=host, port=port)
+        run_server(warehouse, host=host, port=port, access=access)
     except KeyboardInterrupt:  # uvicorn re-raises Ctrl-C after its clean shutdown
         click.echo("stopped")
+
+
+@main.group("tokens")
+def tokens_group() -> None:
+    """API tokens for serve: a name (recorded in feedback rows) and a role, viewer (reads) or editor (also
+    writes feedback, pins and names). The file keeps only their SHA-256."""
+
+
+def _tokens_file(warehouse_dir, tokens_file) -> Path:
+    from media_assets.apps.access import tokens_path
+
+    return tokens_file if tokens_file is not None else tokens_path(_existing(warehouse_dir))
+
+
+@tokens_group.command("add")
+@warehouse_option
+@tokens_option
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "editor"]), default="viewer", show_default=True)
+@_friendly_errors
+def tokens_add(warehouse_dir, tokens_file, name, role) -> None:
+    """A new random token NAME; prints it once (on stdout, alone: TOKEN=$(media-assets tokens add ci))."""
+    from media_assets.apps.access import add_token
+
+    path = _tokens_file(warehouse_dir, tokens_file)
+    token = add_token(path, name, role)
+    click.echo(f"token {name!r} ({role}) added to {path}; it is shown this once, keep it:", err=True)
+    click.echo(token)
+
+
+@tokens_group.command("list")
+@warehouse_option
+@tokens_option
+@_friendly_errors
+def tokens_list(warehouse_dir, tokens_file) -> None:
+    """The tokens' names, roles and when they were made (and those of $MEDIA_ASSETS_TOKENS)."""
+    import os
+
+    from media_assets.apps.access import TOKENS_ENV, parse_tokens_env, read_tokens_file
+
+    path = _tokens_file(warehouse_dir, tokens_file)
+    tokens = read_tokens_file(path) + parse_tokens_env(os.environ.get(TOKENS_ENV, ""))
+    if not tokens:
+        click.echo(f"no tokens in {path} or ${TOKENS_ENV} (add one: media-assets tokens add NAME --role viewer)")
+        return
+    width = max(len(t.name) for t in tokens)
+    for token in tokens:
+        where = (token.created_at or "") if token.origin == "file" else f"${token.origin}"
+        click.echo(f"{token.name:<{width}}  {token.role:<6}  {where}")
+
+
+@tokens_group.command("remove")
+@warehouse_option
+@tokens_option
+@click.argument("name")
+@_friendly_errors
+def tokens_remove(warehouse_dir, tokens_file, name) -> None:
+    """Take token NAME out: a running server refuses it within a second."""
+    from media_assets.apps.access import remove_token
+
+    path = _tokens_file(warehouse_dir, tokens_file)
+    gone = remove_token(path, name)
+    click.echo(f"removed token {gone.name!r} ({gone.role}) from {path}")
 
 
 @main.group("clusters")

@@ -2,16 +2,17 @@
 
 Files are registered as `media_files` partitions in the warehouse's Dagster instance and each missing or
 stale one is materialized by the `ingest_media` job in this process, so the runs, partitions and metadata
-are the ones `dagster dev` shows afterwards.
+are the ones `dagster dev` shows afterwards. `repair` requests the runs `media-assets verify --repair` names.
 """
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dagster import AssetKey, DagsterEventType
+from dagster import AssetKey, AssetSelection, DagsterEventType
 
 from media_assets.definitions import build_definitions
+from media_assets.defs import jobs
 from media_assets.defs.instance import instance_for
 from media_assets.defs.partitions import media_files
 from media_assets.feedback.table import settled_seq
@@ -20,8 +21,10 @@ from media_assets.media.discovery import MediaFile, scan_media
 from media_assets.models.clip import ClipEncoder
 from media_assets.search.index import IndexReader
 from media_assets.stages.frames import purge_media
+from media_assets.stages.verify import VerifyReport, verify_warehouse
 from media_assets.store import catalog
 from media_assets.store.adapters import current_version
+from media_assets.store.text_vectors import TEXT_VECTORS, TextVectorStore
 from media_assets.store.vectors import VectorStore
 from media_assets.warehouse import Warehouse
 
@@ -272,3 +275,106 @@ def _update_index(defs, instance, warehouse: Warehouse, loggers: dict) -> str:
     ]
     recall = checks[0].metadata["recall"].value if checks else None
     return f"updated ({reason}); recall@10 {recall:.3f}" if recall is not None else f"updated ({reason})"
+
+
+def repair(warehouse: Warehouse, report: VerifyReport, *, on_line: Callable[[str], None] | None = None) -> list[str]:
+    """Request the runs that repair `report`'s problems (what `media-assets verify --repair` does), in this
+    process and recorded in the warehouse's Dagster instance. First what no run does (purge the media whose
+    file is gone, delete schema files the next write makes again); then one `ingest_media` run per partition
+    with just the assets its problems name and what follows them in the job, with the models its stored vectors
+    were made with and the sampling its `media` row records; then, after verifying again (the new vectors move
+    the index and the adapted tables), `refresh_adapted`, `index_frames` and `cluster_library` as the problems
+    ask. Returns one line per action. Problems no run can repair are left as they are."""
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        lines.append(line)
+        if on_line is not None:
+            on_line(line)
+
+    loggers = {"console": {"config": {"log_level": "CRITICAL"}}}
+    tags = {"media_assets/source": "cli", "media_assets/reason": "repair"}
+    for fix in report.repairs():
+        if fix.action == "purge":
+            purge_media(warehouse, fix.media_id)
+            say(f"purged media {fix.media_id}: its file is gone")
+        elif fix.action == "delete_file":
+            (warehouse.root / fix.target).unlink(missing_ok=True)
+            catalog.ensure_tables(warehouse)
+            say(f"wrote {fix.target} again")
+    wanted: dict[str, set[str]] = {}
+    for fix in report.repairs():
+        if fix.action == "materialize":
+            wanted.setdefault(fix.partition_key, set()).add(fix.target)
+            if fix.clear == TEXT_VECTORS:
+                TextVectorStore(warehouse).delete_media(fix.media_id)
+            elif fix.clear:
+                VectorStore(warehouse, fix.clear).delete_media(fix.media_id)
+    frame_models, text_models = VectorStore(warehouse).model_ids(), TextVectorStore(warehouse).model_ids()
+    defs = build_definitions(
+        str(warehouse.root),
+        media_root=str(warehouse.media_root),
+        clip_model=frame_models[0] if len(frame_models) == 1 else "",
+        text_model=text_models[0] if len(text_models) == 1 else "",
+    )
+    instance = instance_for(warehouse)
+    if wanted:
+        registered = set(instance.get_dynamic_partitions(media_files.name))
+        missing = sorted(set(wanted) - registered)
+        if missing:
+            instance.add_dynamic_partitions(media_files.name, missing)
+        job, graph = defs.resolve_job_def(jobs.ingest_job.name), defs.resolve_asset_graph()
+        for key, assets in sorted(wanted.items()):
+            selection = (AssetSelection.assets(*assets).downstream() & jobs.ingest_job.selection).resolve(graph)
+            run_config: dict = {"loggers": loggers}
+            if AssetKey("frames") in selection:
+                run_config["ops"] = {"frames": {"config": _recorded_sampling(warehouse, media_id_for(key))}}
+            result = job.execute_in_process(
+                partition_key=key,
+                asset_selection=sorted(selection, key=lambda k: k.to_user_string()),
+                instance=instance,
+                run_config=run_config,
+                raise_on_error=False,
+                tags=tags,
+            )
+            names = ", ".join(sorted(k.to_user_string() for k in selection))
+            say(f"ingest_media {key} ({names}): " + ("ok" if result.success else f"failed: {_failure_reason(result)}"))
+        report = verify_warehouse(warehouse)
+    needed = {fix.target for fix in report.repairs() if fix.action == "job"}
+    if "refresh_adapted" in needed:  # it makes the index and the clusters again too
+        needed = {"refresh_adapted"}
+    for name in [n for n in ("refresh_adapted", "index_frames", "cluster_library") if n in needed]:
+        result = defs.resolve_job_def(name).execute_in_process(
+            instance=instance, run_config={"loggers": loggers}, raise_on_error=False, tags=tags
+        )
+        say(f"{name}: " + ("ok" if result.success else f"failed: {_failure_reason(result)}"))
+    return lines
+
+
+def register_partitions(warehouse: Warehouse) -> int:
+    """Add every media file of the catalog as a `media_files` partition of the warehouse's Dagster instance
+    (after a restore: the instance is not in a backup). Returns how many were new to it."""
+    keys = set(catalog.query(warehouse, "SELECT partition_key FROM media")["partition_key"].to_pylist())
+    instance = instance_for(warehouse)
+    new = sorted(keys - set(instance.get_dynamic_partitions(media_files.name)))
+    if new:
+        instance.add_dynamic_partitions(media_files.name, new)
+    return len(new)
+
+
+def _recorded_sampling(warehouse: Warehouse, media_id: int) -> dict:
+    """The frames config a partition was sampled with, from its `media` row (the defaults if it has none)."""
+    try:
+        media = catalog.read_partition(warehouse, "media", media_id)
+    except (OSError, ValueError):
+        media = None
+    sampling = media["sampling"][0].as_py() if media is not None and len(media) else ""
+    name, _, value = (sampling or "").partition("=")
+    try:
+        if name == "fps":
+            return {"sample_fps": float(value)}
+        if name == "every":
+            return {"every_n_frames": int(value)}
+    except ValueError:
+        pass
+    return {}
