@@ -7,7 +7,7 @@
   tokens.json                    the API tokens' names, roles and SHA-256 (`media-assets tokens`), 0600
   tables/<table>/<media_id>.parquet   per-partition facts (media, frames, ingest_errors)
   vectors/                       LanceDB database (MEDIA_ASSETS_VECTORS_URI may point elsewhere, e.g. s3://)
-  frames/<media_id>/<seq>.jpg    JPEG thumbnails of sampled frames
+  frames/<media_id>/<seq>-<digest>.jpg   JPEG thumbnails of sampled frames (named by content)
   media/                         the default media root (MEDIA_ASSETS_MEDIA_ROOT moves it)
   index/  models/                later stages (HNSW index files, trained adapters)
   dagster/                       the Dagster instance's storage (runs, event logs, schedules)

@@ -26,8 +26,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,7 +49,14 @@ from media_assets.models.adapter import (
 )
 from media_assets.models.clip import ClipEncoder
 from media_assets.store import catalog
-from media_assets.store.adapters import ADAPTED, adapters_dir, current_version, stamp_path, version_dir
+from media_assets.store.adapters import (
+    ADAPTED,
+    adapters_dir,
+    current_version,
+    stamp_path,
+    version_dir,
+    write_json,
+)
 from media_assets.store.vectors import FACE_VECTORS, FRAME_VECTORS, SHOT_VECTORS, VectorStore, vector_matrix
 from media_assets.warehouse import Warehouse
 
@@ -377,31 +382,38 @@ def promote(warehouse: Warehouse, version: int, *, reason: str, run_id: str = ""
     """Make `version` current (0: no adapter). With `gate` (promotion after training), only a candidate
     its gate passed, judged against the adapter current now: if another version became current since the
     candidate was judged, the judgement is stale and the candidate is refused. `gate=False` is for
-    rollbacks to a version people choose. Either way the adapter must fit the model of the stored vectors."""
+    rollbacks to a version people choose. Either way the adapter must fit the model of the stored vectors.
+
+    The `promoted` row is written first, then `current.json` (the switch): a full disk fails on the row and
+    changes nothing, and running a promotion again after a crash finishes it: a version already current
+    whose row is the latest is left as it is, one whose row is written gets only its switch."""
     if version and not version_dir(warehouse, version).is_dir():
         raise LearningError(f"there is no adapter version {version} under {adapters_dir(warehouse)}")
     metadata = candidate_metadata(warehouse, version) if version else {}
+    now = current_version(warehouse)
+    history = promoted_history(warehouse)
+    recorded = bool(history) and history[-1] == version
     if gate and version:
         decision = metadata.get("decision", {})
         if not decision.get("promote"):
             raise LearningError(
                 f"adapter version {version} did not pass its gate: {decision.get('reason', 'no decision recorded')}"
             )
-        judged_against, now = metadata.get("compared_with_version"), current_version(warehouse)
-        if judged_against != now:
+        judged_against = metadata.get("compared_with_version")
+        if judged_against != now and version != now:  # (one current already was judged before it became so)
             raise LearningError(
                 f"adapter version {version} was judged against version {judged_against}, but version {now} "
                 "is current now: its gate decision is stale (train again)"
             )
     check_applies(warehouse, version, metadata)
-    adapters_dir(warehouse).mkdir(parents=True, exist_ok=True)
+    if version == now and recorded:
+        return  # this promotion ran before
+    if not recorded:
+        decided = metadata | {"decision": {"promote": True, "reason": reason}}
+        _adapters_row(warehouse, version, "promoted", decided, run_id)
     pointer = adapters_dir(warehouse) / "current.json"
-    partial = pointer.with_name(f".current.{os.getpid()}.json")
-    partial.write_text(
-        json.dumps({"version": version, "promoted_at": datetime.now(UTC).isoformat(), "reason": reason}) + "\n"
-    )
-    os.replace(partial, pointer)
-    _adapters_row(warehouse, version, "promoted", metadata | {"decision": {"promote": True, "reason": reason}}, run_id)
+    current = {"version": version, "promoted_at": datetime.now(UTC).isoformat(), "reason": reason}
+    write_json(pointer, current, "the current adapter")
 
 
 def promoted_history(warehouse: Warehouse) -> list[int]:
@@ -506,7 +518,6 @@ def write_adapted_vectors(warehouse: Warehouse, *, run_id: str = "") -> dict:
             "base_version": int(table.version),
             "run_id": run_id,
         }
-        stamp_path(warehouse, base).parent.mkdir(parents=True, exist_ok=True)
-        stamp_path(warehouse, base).write_text(json.dumps(stamp) + "\n")
+        write_json(stamp_path(warehouse, base), stamp, f"the stamp of {adapted_name}")
         written[adapted_name] = data.num_rows
     return written

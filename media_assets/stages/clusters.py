@@ -2,7 +2,8 @@
 
 `update_clusters` reads every shot vector and face vector (LanceDB), the `shots`, `keyframes` and `faces`
 rows, the clusters and members the last run wrote, and the current pins; `clustering.cluster_library`
-does the clustering; the result replaces the global `clusters` and `cluster_members` tables.
+does the clustering; the result replaces the global `clusters` and `cluster_members` tables together (one
+commit: a crash leaves both old or both new).
 
 Pins and names (what people say about clusters) are `feedback.pins`: the clustering applies the current
 pins (`current_pins`) and issues ids above every id ever issued or named (`feedback.table.issued_cluster_ids`).
@@ -112,8 +113,8 @@ def update_clusters(warehouse: Warehouse, *, run_id: str = "") -> ClusterReport:
     now = datetime.now(UTC)
     cluster_rows = [c | {"run_id": run_id, "clustered_at": now} for c in result.clusters]
     member_rows = [m | {"run_id": run_id} for m in result.members]
-    catalog.replace_table(warehouse, "cluster_members", member_rows)
-    catalog.replace_table(warehouse, "clusters", cluster_rows)
+    # both at once: members naming clusters the other file does not have would fail the next run's reading
+    catalog.replace_tables(warehouse, {"cluster_members": member_rows, "clusters": cluster_rows})
     ids = {c["cluster_id"] for c in result.clusters}
     members = result.members
     return ClusterReport(

@@ -1,18 +1,22 @@
 """The frames stage: probe a media file, sample its frames, write thumbnails and catalog rows.
 
 `extract_frames` is what the `frames` asset runs for one partition; it needs no Dagster. It writes
-- `<warehouse>/frames/<media_id>/<seq>.jpg` thumbnails (longest side `thumbnail_max_side`),
-- the partition's rows of `frames` and `media` in the catalog,
-and clears the partition's `ingest_errors` row. Re-running it replaces exactly that partition's output.
+- `<warehouse>/frames/<media_id>/<seq>-<digest>.jpg` thumbnails (longest side `thumbnail_max_side`; named by
+  their content, so a run never overwrites a picture the rows before it point at),
+- the partition's rows of `frames` and `media` in the catalog, in one commit,
+and clears the partition's `ingest_errors` row, then removes the thumbnails no row names any more.
+Re-running it replaces exactly that partition's output; a crash at any point leaves the old rows with their
+thumbnails or the new ones with theirs.
 An audio file (kind 'audio') has no pictures: its `media` row comes from the audio probe (width and height
 0, fps NULL, sampling 'audio') and it gets no frames and no thumbnails.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +26,7 @@ from pathlib import Path
 import cv2
 import pyarrow as pa
 
-from media_assets.errors import MediaReadError
+from media_assets.errors import MediaReadError, storage_full_as_error
 from media_assets.ids import MAX_FRAMES_PER_MEDIA, frame_id_for
 from media_assets.media.audio import probe_audio
 from media_assets.media.decoding import DecodedFrame, DecodeStats, Sampling, load_image, probe, sample_video
@@ -54,12 +58,19 @@ class FrameSettings:
     thumbnail_max_side: int = 512
     jpeg_quality: int = 85
     duplicate_max_distance: int = DUPLICATE_MAX_HASH_DISTANCE
+    # the largest photo and video frame decoded, width × height (None: the environment's, see media.decoding)
+    max_pixels: int | None = None
+    max_video_pixels: int | None = None
 
     def __post_init__(self) -> None:
         if self.thumbnail_max_side < 16:
             raise ValueError(f"thumbnail_max_side must be at least 16 px, got {self.thumbnail_max_side}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+        for name in ("max_pixels", "max_video_pixels"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 pixel, got {value}")
 
 
 @dataclass
@@ -82,9 +93,11 @@ class FramesResult:
 def _frames_of(media_file: MediaFile, settings: FrameSettings, stats: DecodeStats, expected: int | None):
     if media_file.kind == "image":
         stats.frames_decoded = 1
-        yield DecodedFrame(0, 0.0, load_image(media_file.path))
+        yield DecodedFrame(0, 0.0, load_image(media_file.path, settings.max_pixels))
     else:
-        yield from sample_video(media_file.path, settings.sampling, stats, expected)
+        yield from sample_video(
+            media_file.path, settings.sampling, stats, expected, max_pixels=settings.max_video_pixels
+        )
 
 
 def extract_frames(
@@ -112,10 +125,10 @@ def _extract(warehouse, media_file, settings, run_id, progress, started) -> Fram
     media_id = media_file.media_id
     if media_file.kind == "audio":
         return _audio_only(warehouse, media_file, run_id, started)
-    info = probe(media_file.path)
+    info = probe(media_file.path, max_pixels=settings.max_pixels, max_video_pixels=settings.max_video_pixels)
     stats = DecodeStats()
     final_dir = warehouse.thumbnail_dir(media_id)
-    staging = Path(tempfile.mkdtemp(dir=warehouse.thumbnails_dir, prefix=f".{media_id}."))
+    final_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     meter = ChangeMeter()
     kept_hash: int | None = None
@@ -141,11 +154,10 @@ def _extract(warehouse, media_file, settings, run_id, progress, started) -> Fram
                 duplicates += 1
             else:
                 kept_hash, kept_frame_id = frame_hash, frame_id
-            name = f"{seq:06d}.jpg"
             ok, jpeg = cv2.imencode(".jpg", thumb, [cv2.IMWRITE_JPEG_QUALITY, settings.jpeg_quality])
             if not ok:
                 raise MediaReadError(media_file.path, f"could not encode the thumbnail of frame {frame.index}")
-            (staging / name).write_bytes(jpeg.tobytes())
+            name = _write_thumbnail(final_dir, seq, jpeg.tobytes(), media_id)
             rows.append(
                 {
                     "frame_id": frame_id,
@@ -173,9 +185,9 @@ def _extract(warehouse, media_file, settings, run_id, progress, started) -> Fram
             if stats.undecodable:
                 reason += f" ({stats.undecodable} frames failed to decode)"
             raise MediaReadError(media_file.path, reason)
-        _swap_dir(staging, final_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException:
+        _keep_thumbnails(warehouse, media_id)  # the ones the partition's current rows name
+        raise
 
     duration = info.duration_s
     if media_file.kind == "video" and stats.frames_decoded:
@@ -203,9 +215,13 @@ def _extract(warehouse, media_file, settings, run_id, progress, started) -> Fram
         "ingested_at": datetime.now(UTC),
     }
     frames_table = pa.Table.from_pylist(rows, schema=catalog.FRAMES_SCHEMA)
-    catalog.replace_partition(warehouse, "frames", media_id, frames_table)
-    catalog.replace_partition(warehouse, "media", media_id, [media_row])
+    try:
+        catalog.replace_partitions(warehouse, media_id, {"frames": frames_table, "media": [media_row]})
+    except BaseException:
+        _keep_thumbnails(warehouse, media_id)  # the commit failed (a full disk): the old rows' thumbnails
+        raise
     catalog.delete_partition(warehouse, media_id, ["ingest_errors"])
+    _keep_thumbnails(warehouse, media_id, {Path(row["thumbnail_path"]).name for row in rows})
     thumbnails = [warehouse.root / row["thumbnail_path"] for row in rows]
     return FramesResult(media_row, frames_table, stats, time.perf_counter() - started, thumbnails)
 
@@ -237,22 +253,47 @@ def _audio_only(warehouse: Warehouse, media_file: MediaFile, run_id: str, starte
         "ingested_at": datetime.now(UTC),
     }
     frames_table = catalog.FRAMES_SCHEMA.empty_table()
+    catalog.replace_partitions(warehouse, media_id, {"frames": frames_table, "media": [media_row]})
     shutil.rmtree(warehouse.thumbnail_dir(media_id), ignore_errors=True)
-    catalog.replace_partition(warehouse, "frames", media_id, frames_table)
-    catalog.replace_partition(warehouse, "media", media_id, [media_row])
     catalog.delete_partition(warehouse, media_id, ["ingest_errors"])
     return FramesResult(media_row, frames_table, DecodeStats(), time.perf_counter() - started)
 
 
-def _swap_dir(staging: Path, final: Path) -> None:
-    """Put `staging` where `final` is, replacing it; the old folder is removed after the rename."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{time.time_ns()}")
-        final.rename(old)
-    staging.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _write_thumbnail(folder: Path, seq: int, jpeg: bytes, media_id: int) -> str:
+    """Write one thumbnail under a name made of its seq and its content (a temporary file renamed into place:
+    never a half-written picture); returns the name."""
+    name = f"{seq:06d}-{hashlib.blake2b(jpeg, digest_size=4).hexdigest()}.jpg"
+    path = folder / name
+    tmp = catalog.temp_path(path)
+    try:
+        with storage_full_as_error(f"thumbnails of media {media_id}", path):
+            tmp.write_bytes(jpeg)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return name
+
+
+def _keep_thumbnails(warehouse: Warehouse, media_id: int, names: set[str] | None = None) -> None:
+    """Remove the media file's thumbnails other than `names` (default: those its current `frames` rows name),
+    the temporary files of writers that are gone, and the staging folders an older version left."""
+    folder = warehouse.thumbnail_dir(media_id)
+    if names is None:
+        current = catalog.read_partition(warehouse, "frames", media_id)
+        names = set() if current is None else {Path(p).name for p in current["thumbnail_path"].to_pylist()}
+    try:
+        pictures = [entry.name for entry in os.scandir(folder) if entry.name.endswith(".jpg")]
+    except FileNotFoundError:
+        return
+    for name in pictures:
+        if name not in names:
+            (folder / name).unlink(missing_ok=True)
+    catalog.remove_dead_temps(folder)
+    if not names:
+        shutil.rmtree(folder, ignore_errors=True)
+    for staging in warehouse.thumbnails_dir.glob(f".{media_id}.*"):
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def record_ingest_error(

@@ -20,9 +20,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from media_assets.errors import storage_full_as_error
 from media_assets.ids import FRAME_SEQ_BITS
 from media_assets.models.hnsw import HNSWIndex, IndexFileError
 from media_assets.store.adapters import current_version, serving_store
+from media_assets.store.catalog import remove_dead_temps
 from media_assets.store.index_files import Manifest, index_path, manifest_path
 from media_assets.store.vectors import VectorStore, vector_matrix
 from media_assets.warehouse import Warehouse
@@ -146,8 +148,11 @@ def update_frame_index(warehouse: Warehouse, params: IndexParams = IndexParams()
             index.compact()
             report.compacted = True
 
+    for stale in (index_path(warehouse), manifest_path(warehouse)):  # what a killed update left half-written
+        remove_dead_temps(warehouse.index_dir, stale.name)
     if report.mode != "unchanged":
-        index.save(index_path(warehouse), model_id=model_id)
+        with storage_full_as_error("the frame index", index_path(warehouse)):
+            index.save(index_path(warehouse), model_id=model_id)
     Manifest(
         model_id=model_id,
         dim=dim,

@@ -13,8 +13,11 @@ of the adapted tables and keeps their stamps true.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+from media_assets.errors import storage_full_as_error
+from media_assets.store.catalog import remove_dead_temps, temp_path
 from media_assets.store.vectors import FACE_VECTORS, FRAME_VECTORS, SHOT_VECTORS, VectorStore
 from media_assets.warehouse import Warehouse
 
@@ -57,6 +60,20 @@ def serving_store(warehouse: Warehouse, base_table: str = FRAME_VECTORS) -> Vect
     return VectorStore(warehouse, base_table)
 
 
+def write_json(path: Path, data: dict, what: str) -> None:
+    """Write `data` to `path` as one JSON line, atomically (a temporary file renamed over it): a reader sees the
+    old file or the new one, never half of one, even after a crash."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(path.parent, path.name)
+    tmp = temp_path(path)
+    try:
+        with storage_full_as_error(what, path):
+            tmp.write_text(json.dumps(data) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def stamp_path(warehouse: Warehouse, base_table: str) -> Path:
     return adapters_dir(warehouse) / f"{ADAPTED[base_table]}.json"
 
@@ -81,4 +98,4 @@ def forget_adapted_media(warehouse: Warehouse, media_id: int) -> None:
         store.delete_media(media_id)
         if was_whole:
             stamp["rows"] = store.count()
-            stamp_path(warehouse, base).write_text(json.dumps(stamp) + "\n")
+            write_json(stamp_path(warehouse, base), stamp, f"the stamp of {adapted_name}")

@@ -11,6 +11,13 @@ while people and the search client read, and nobody waits on DuckDB's one-writer
 - append-only (`feedback`, `cluster_names`): one new file per write by people, never rewritten; the
   latest row per member / cluster wins.
 
+Crashes: a temporary file (`.<file>.<pid>.<token>.tmp`) matches no reader's `*.parquet` and is removed by
+the next write into its folder once its process is gone. Files that must change together (a partition's
+`frames` and `media`, `clusters` with `cluster_members`: `replace_partitions`, `replace_tables`) are
+committed by a record in `tables/_commits/` listing their renames, written after all of them: a crash before
+it leaves the old files, after it the next reader or writer finishes the renames. A full disk raises
+`errors.StorageFullError` naming the file, and the file there before stays as it was.
+
 `warehouse/catalog.duckdb` holds views over those folders (refreshed by `sync_catalog_file`), so a person can
 `duckdb warehouse/catalog.duckdb` and query them. The library reads through `query`, an in-memory
 DuckDB with the same views (`store.sql.open_catalog` adds the LanceDB vector tables). Three views are more than a
@@ -119,10 +126,10 @@ adapters (append-only; see media_assets.stages.adapter): version INT, status VAR
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
-import tempfile
 import threading
 import time
 import uuid
@@ -135,6 +142,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from media_assets.errors import is_storage_full, storage_full_as_error
 from media_assets.media.discovery import file_signature
 from media_assets.warehouse import Warehouse
 
@@ -462,53 +470,207 @@ def table_dir(warehouse: Warehouse, table: str) -> Path:
     return warehouse.tables_dir / table
 
 
-def _write_parquet_atomically(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    os.close(fd)
+# Commit records of writes that replace several files together (`replace_partitions`, `replace_tables`).
+COMMITS_DIR = "_commits"
+
+
+def remove_dead_temps(folder: Path, name: str | None = None, keep: frozenset[str] = frozenset()) -> None:
+    """Remove the temporary files of `name` in `folder` (of any name when None) whose process is not running:
+    a crash or a kill left them; a live writer's stay. Writers name them `.<name>.<pid>.<token>.tmp`
+    (`temp_path`) and call this before writing `name` again."""
     try:
-        pq.write_table(table, tmp)
+        entries = [e.name for e in os.scandir(folder) if e.name.startswith(".") and e.name.endswith(".tmp")]
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if name is None:
+            parts = entry[: -len(".tmp")].rsplit(".", 2)
+            pid = parts[1] if len(parts) == 3 else ""
+        elif entry.startswith(f".{name}."):
+            pid = entry[len(name) + 2 :].split(".", 1)[0]
+        else:
+            continue
+        if pid.isdigit() and entry not in keep and not _running(int(pid)):
+            (folder / entry).unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def temp_path(path: Path) -> Path:
+    """A temporary name beside `path`: hidden, ending in .tmp (no reader globs it), naming the writing process."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _write_temp(table: pa.Table, path: Path) -> Path:
+    """`table` written to a temporary file beside `path` (the folder's left-over temporary files removed first:
+    an append-only table never writes the same name twice)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temps(path.parent, keep=_committed_temps(path.parent.parent))
+    tmp = temp_path(path)
+    try:
+        with storage_full_as_error(f"catalog table {path.parent.name}", path):
+            pq.write_table(table, tmp)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _write_parquet_atomically(table: pa.Table, path: Path) -> None:
+    tmp = _write_temp(table, path)
+    try:
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
+def _replace_together(warehouse: Warehouse, files: dict[Path, pa.Table]) -> None:
+    """Replace several catalog files so that readers see all the new ones or none: each is written to a
+    temporary file, then a commit record listing the renames is written (the commit point), then the renames
+    are made and the record removed. A crash after the record leaves renames the next reader or writer makes
+    (`_roll_forward`); a crash before it leaves the old files and temporary ones nobody reads."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, data in files.items():
+            staged.append((_write_temp(data, path), path))
+        folder = warehouse.tables_dir / COMMITS_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        remove_dead_temps(folder)
+        record = folder / f"{time.time_ns():020d}-{uuid.uuid4().hex}.json"
+        partial = temp_path(record)
+        relative = warehouse.tables_dir
+        renames = [[str(tmp.relative_to(relative)), str(path.relative_to(relative))] for tmp, path in staged]
+        try:
+            with storage_full_as_error("catalog commit record", record):
+                partial.write_text(json.dumps({"renames": renames}))
+            os.replace(partial, record)
+        finally:
+            partial.unlink(missing_ok=True)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    _apply_commit(warehouse, record)
+
+
+def _apply_commit(warehouse: Warehouse, record: Path) -> None:
+    try:
+        renames = json.loads(record.read_text())["renames"]
+    except FileNotFoundError:
+        return  # made by another process
+    for tmp, final in renames:
+        try:
+            os.replace(warehouse.tables_dir / tmp, warehouse.tables_dir / final)
+        except FileNotFoundError:
+            pass  # this one was made already (each temporary file is renamed at most once)
+    record.unlink(missing_ok=True)
+
+
+def _committed_temps(tables_dir: Path) -> frozenset[str]:
+    """The temporary files named by commit records not yet applied (they are data: never removed as left-overs)."""
+    try:
+        records = [p for p in (tables_dir / COMMITS_DIR).iterdir() if p.suffix == ".json"]
+    except FileNotFoundError:
+        return frozenset()
+    names = set()
+    for record in records:
+        try:
+            names |= {Path(tmp).name for tmp, _ in json.loads(record.read_text())["renames"]}
+        except (OSError, ValueError, KeyError):
+            continue
+    return frozenset(names)
+
+
+def _roll_forward(warehouse: Warehouse) -> None:
+    """Finish the commits a crash interrupted (see `_replace_together`); a reader that may not write leaves
+    them to the next writer."""
+    folder = warehouse.tables_dir / COMMITS_DIR
+    try:
+        records = sorted(name for name in os.listdir(folder) if name.endswith(".json") and not name.startswith("."))
+    except OSError:  # none yet (or not readable: then nobody can finish them here)
+        return
+    for name in records:
+        try:
+            _apply_commit(warehouse, folder / name)
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("could not finish the interrupted catalog commit %s: %s", folder / name, exc)
+            return
+
+
 def ensure_tables(warehouse: Warehouse) -> None:
-    """Create each table's folder and schema file (idempotent, safe to race)."""
+    """Create each table's folder and schema file (idempotent, safe to race), and finish any commit a crash
+    interrupted."""
+    _roll_forward(warehouse)
     for name, schema in TABLES.items():
         schema_path = table_dir(warehouse, name) / SCHEMA_FILE
         if not schema_path.exists() or pq.read_schema(schema_path) != schema:
             _write_parquet_atomically(schema.empty_table(), schema_path)
 
 
-def replace_partition(warehouse: Warehouse, table: str, media_id: int, rows: pa.Table | list[dict]) -> int:
-    """Replace all rows of `media_id` in `table` with `rows` (atomically); returns the row count."""
+def _partition_rows(table: str, media_id: int, rows: pa.Table | list[dict]) -> pa.Table:
     schema = table_schema(table)
     data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
     data = data.select(schema.names).cast(schema)
     if len(data) and not pc.all(pc.equal(data["media_id"], media_id)).as_py():
         raise ValueError(f"rows for partition {media_id} of {table} carry another media_id")
+    return data
+
+
+def _global_rows(table: str, rows: pa.Table | list[dict]) -> pa.Table:
+    if table not in GLOBAL_TABLES:
+        raise ValueError(f"{table} is not a global table; global tables: {', '.join(GLOBAL_TABLES)}")
+    schema = GLOBAL_TABLES[table]
+    data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
+    return data.select(schema.names).cast(schema)
+
+
+def replace_partition(warehouse: Warehouse, table: str, media_id: int, rows: pa.Table | list[dict]) -> int:
+    """Replace all rows of `media_id` in `table` with `rows` (atomically); returns the row count."""
+    data = _partition_rows(table, media_id, rows)
     ensure_tables(warehouse)
     _write_parquet_atomically(data, table_dir(warehouse, table) / f"{media_id}.parquet")
     return len(data)
 
 
+def replace_partitions(warehouse: Warehouse, media_id: int, rows: dict[str, pa.Table | list[dict]]) -> dict[str, int]:
+    """Replace `media_id`'s rows in several partitioned tables at once: readers see all of them new or all
+    old, even after a crash (see `_replace_together`). Returns the row count per table."""
+    data = {table: _partition_rows(table, media_id, table_rows) for table, table_rows in rows.items()}
+    ensure_tables(warehouse)
+    _replace_together(warehouse, {table_dir(warehouse, t) / f"{media_id}.parquet": d for t, d in data.items()})
+    return {table: len(d) for table, d in data.items()}
+
+
 def replace_table(warehouse: Warehouse, table: str, rows: pa.Table | list[dict]) -> int:
     """Replace all rows of a global table (atomically); returns the row count."""
-    if table not in GLOBAL_TABLES:
-        raise ValueError(f"{table} is not a global table; global tables: {', '.join(GLOBAL_TABLES)}")
-    schema = GLOBAL_TABLES[table]
-    data = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows, schema=schema)
-    data = data.select(schema.names).cast(schema)
+    data = _global_rows(table, rows)
     ensure_tables(warehouse)
     _write_parquet_atomically(data, table_dir(warehouse, table) / GLOBAL_FILE)
     return len(data)
 
 
+def replace_tables(warehouse: Warehouse, rows: dict[str, pa.Table | list[dict]]) -> dict[str, int]:
+    """Replace several global tables at once: readers see all of them new or all old, even after a crash
+    (see `_replace_together`). Returns the row count per table."""
+    data = {table: _global_rows(table, table_rows) for table, table_rows in rows.items()}
+    ensure_tables(warehouse)
+    _replace_together(warehouse, {table_dir(warehouse, t) / GLOBAL_FILE: d for t, d in data.items()})
+    return {table: len(d) for table, d in data.items()}
+
+
 def read_table(warehouse: Warehouse, table: str) -> pa.Table:
     """All rows of a global or append-only table (an empty table with its schema when there are none)."""
     schema = table_schema(table)
+    _roll_forward(warehouse)
     if table in GLOBAL_TABLES:
         try:
             return pq.read_table(table_dir(warehouse, table) / GLOBAL_FILE).cast(schema)
@@ -548,6 +710,7 @@ def delete_partition(warehouse: Warehouse, media_id: int, tables: list[str] | No
 
 def read_partition(warehouse: Warehouse, table: str, media_id: int) -> pa.Table | None:
     path = table_dir(warehouse, table) / f"{media_id}.parquet"
+    _roll_forward(warehouse)
     try:
         return pq.read_table(path)
     except FileNotFoundError:
@@ -645,6 +808,7 @@ def _query_connection(warehouse: Warehouse, views: set[str]) -> duckdb.DuckDBPyC
 def query(warehouse: Warehouse, sql: str, params: list | None = None) -> pa.Table:
     """Run one SQL statement against the catalog; retried if a partition file is replaced mid-read."""
     views = views_named_in(sql)
+    _roll_forward(warehouse)
     return retry(
         lambda: _query_connection(warehouse, views).sql(sql, params=params or None).to_arrow_table(),
         (duckdb.IOException,),
@@ -667,7 +831,7 @@ def retry(fn: Callable[[], T], errors: tuple[type[BaseException], ...], *, what:
         try:
             return fn()
         except errors as exc:
-            if time.monotonic() + delay > deadline:
+            if time.monotonic() + delay > deadline or is_storage_full(exc):  # a full disk stays full
                 raise
             log.debug("%s: %s; retrying in %.2fs", what, exc, delay)
             time.sleep(delay)

@@ -17,6 +17,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from media_assets.errors import storage_full_as_error
 from media_assets.warehouse import Warehouse
 
 INDEX_FILE = "frames.hnsw"
@@ -50,8 +51,12 @@ class Manifest:
 
     def write(self, path: Path) -> None:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        try:
+            with storage_full_as_error("the frame index manifest", path):
+                tmp.write_text(json.dumps(asdict(self), indent=1, sort_keys=True))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def index_path(warehouse: Warehouse) -> Path:

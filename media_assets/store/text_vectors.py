@@ -47,6 +47,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from media_assets.errors import storage_full_as_error
 from media_assets.ids import FRAME_SEQ_BITS, text_id_for
 from media_assets.store.catalog import retry
 from media_assets.store.vectors import VectorDimensionError, vector_matrix
@@ -297,8 +298,10 @@ class TextVectorStore:
                 .execute(batch)
             )
 
-        retry(commit, _RETRYABLE, what=f"write {self.name} of media {media_id}", timeout_s=120)
-        self.update_fts_index()
+        dataset_path = f"{self.warehouse.vectors_uri}/{self.name}.lance"
+        with storage_full_as_error(f"{self.name} of media {media_id}", dataset_path):
+            retry(commit, _RETRYABLE, what=f"write {self.name} of media {media_id}", timeout_s=120)
+            self.update_fts_index()
         return count
 
     def delete_media(self, media_id: int, kinds: Sequence[str] | None = None) -> None:

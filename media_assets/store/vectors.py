@@ -25,6 +25,7 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
+from media_assets.errors import storage_full_as_error
 from media_assets.store.catalog import retry
 from media_assets.warehouse import Warehouse
 
@@ -138,6 +139,15 @@ class VectorStore:
         if len(ids) == 0:
             self.delete_media(media_id)
             return 0
+        with storage_full_as_error(f"{self.name} of media {media_id}", self.path):
+            return self._replace_media(media_id, ids, vectors, model_id=model_id, run_id=run_id)
+
+    @property
+    def path(self) -> str:
+        """Where the table's Lance dataset is (for messages)."""
+        return f"{self.warehouse.vectors_uri.rstrip('/')}/{self.name}.lance"
+
+    def _replace_media(self, media_id: int, ids: np.ndarray, vectors: np.ndarray, *, model_id: str, run_id: str) -> int:
         dim = vectors.shape[1]
         table = self._open_or_create(dim)
         now = datetime.now(UTC)
@@ -186,7 +196,8 @@ class VectorStore:
             schema=vectors_schema(dim, self.name),
         )
         mode = "overwrite" if self._table() is not None else "create"  # (overwriting nothing makes Lance warn)
-        retry(lambda: self.db.create_table(self.name, data=data, mode=mode), _RETRYABLE, what=f"write {self.name}")
+        with storage_full_as_error(self.name, self.path):
+            retry(lambda: self.db.create_table(self.name, data=data, mode=mode), _RETRYABLE, what=f"write {self.name}")
         return data.num_rows
 
     def drop(self) -> None:
@@ -196,11 +207,12 @@ class VectorStore:
     def delete_media(self, media_id: int) -> None:
         table = self._table()
         if table is not None:
-            retry(
-                lambda: table.delete(f"media_id = {int(media_id)}"),
-                _RETRYABLE,
-                what=f"delete {self.name} of media {media_id}",
-            )
+            with storage_full_as_error(f"{self.name} of media {media_id}", self.path):
+                retry(
+                    lambda: table.delete(f"media_id = {int(media_id)}"),
+                    _RETRYABLE,
+                    what=f"delete {self.name} of media {media_id}",
+                )
 
     def count(self) -> int:
         table = self._table()
