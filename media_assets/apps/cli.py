@@ -572,11 +572,7 @@ def transcript(warehouse_dir, media_file, fmt, source, output) -> None:
         text = transcript_as(warehouse, media_id, fmt, source=source)
     except TranscriptNotFoundError as exc:
         raise ValueError(f"{media_file}: {exc} (materialize its transcripts: media-assets ingest)") from exc
-    if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+    _write_out(text, output)
 
 
 @main.command()
@@ -606,11 +602,7 @@ def chapters(warehouse_dir, media_file, fmt, output) -> None:
         )
     except ChaptersNotFoundError as exc:
         raise ValueError(f"{media_file}: {exc} (materialize its chapters: media-assets ingest)") from exc
-    if output is None:
-        click.echo(text, nl=not text.endswith("\n"))
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+    _write_out(text, output)
 
 
 def _clock(seconds: float) -> str:
@@ -634,6 +626,15 @@ def _chapters_table(toc) -> str:
         lines.append(f"{chapter['index'] + 1:>3}  {span:>13}  {chapter['title']}  [{chapter['method']}]")
         lines += textwrap.wrap(chapter["summary"], 96, initial_indent=" " * 20, subsequent_indent=" " * 20)
     return "\n".join(lines) + "\n"
+
+
+def _write_out(text: str, output: Path | None) -> None:
+    """Print `text`, or write it to `output` and say so."""
+    if output is None:
+        click.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
 
 
 def _media_id_of(warehouse: Warehouse, media_file: str) -> int:
